@@ -1,0 +1,1 @@
+//! Pure policies: decisions over state and `now`, no I/O.
