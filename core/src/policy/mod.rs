@@ -1,1 +1,11 @@
 //! Pure policies: decisions over state and `now`, no I/O.
+//!
+//! * [`rate`]: per-agent and global rate limits (never applied to Critical/terminal frames).
+//! * [`recovery`]: debounce, restart budget and the escalation ladder.
+//! * [`gate`]: the hardware-watchdog gate and the boot-loop guard.
+//! * [`led`]: LED pattern generation over `embedded_hal::digital::OutputPin`.
+
+pub mod gate;
+pub mod led;
+pub mod rate;
+pub mod recovery;
