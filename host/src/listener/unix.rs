@@ -1,0 +1,309 @@
+//! The pathname Unix datagram listener with SO_PASSCRED.
+//!
+//! Binding is careful about what is already at the path: a live observer is never
+//! displaced, a regular file is never deleted, a stale socket is replaced. On drop the path
+//! is unlinked only if it is still the socket this process created (same device + inode).
+
+use super::{Datagram, Sender, RECV_BUF};
+use rustix::fs::{Gid, Mode, Uid};
+use rustix::io::Errno;
+use rustix::net::{
+    bind, connect, recvmsg, socket_with, sockopt, AddressFamily, RecvAncillaryBuffer,
+    RecvAncillaryMessage, RecvFlags, ReturnFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use std::io::{self, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Options for [`UnixListener::bind`].
+#[derive(Clone, Debug)]
+pub struct BindOptions {
+    /// Permission bits of the socket file (who may connect).
+    pub mode: u32,
+    /// Group to give the socket file (so a group of agents may connect), if any.
+    pub group: Option<u32>,
+    /// Requested kernel receive buffer in bytes (the kernel may clamp it).
+    pub recv_buffer: usize,
+}
+
+impl Default for BindOptions {
+    fn default() -> Self {
+        BindOptions {
+            mode: 0o600,
+            group: None,
+            recv_buffer: 4 << 20,
+        }
+    }
+}
+
+/// Why the listener could not be set up.
+#[derive(Debug)]
+pub enum BindError {
+    /// Another observer answers on the path.
+    InUse(PathBuf),
+    /// Something that is not a socket is at the path; it is never deleted.
+    NotASocket(PathBuf),
+    /// Any other OS error, with what was being done.
+    Io(&'static str, PathBuf, io::Error),
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::InUse(p) => write!(
+                f,
+                "{}: another observer is already listening here (stop it, or pass --socket)",
+                p.display()
+            ),
+            BindError::NotASocket(p) => write!(
+                f,
+                "{}: exists and is not a socket; refusing to replace it (remove it or pass --socket)",
+                p.display()
+            ),
+            BindError::Io(what, p, e) => write!(f, "{}: {}: {}", p.display(), what, e),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// A bound, non-blocking, credential-passing datagram socket.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: OwnedFd,
+    path: PathBuf,
+    identity: (u64, u64),
+    recv_buffer: usize,
+}
+
+fn io_err<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(Errno) -> BindError + 'a {
+    move |e| BindError::Io(what, p.to_path_buf(), e.into())
+}
+
+impl UnixListener {
+    /// Bind at `path`, creating its directory (mode 0755) if missing.
+    pub fn bind(path: &Path, opts: &BindOptions) -> Result<Self, BindError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    BindError::Io("creating socket directory", dir.to_path_buf(), e)
+                })?;
+                let _ = rustix::fs::chmod(dir, Mode::from_raw_mode(0o755));
+            }
+        }
+        clear_stale(path)?;
+        let fd = socket_with(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .map_err(io_err("socket", path))?;
+        let addr = SocketAddrUnix::new(path).map_err(io_err("socket address", path))?;
+        bind(&fd, &addr).map_err(|e| {
+            if e == Errno::ADDRINUSE {
+                BindError::InUse(path.to_path_buf())
+            } else {
+                BindError::Io("bind", path.to_path_buf(), e.into())
+            }
+        })?;
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| BindError::Io("stat", path.to_path_buf(), e))?;
+        let me = UnixListener {
+            fd,
+            path: path.to_path_buf(),
+            identity: (meta.dev(), meta.ino()),
+            recv_buffer: 0,
+        };
+        rustix::fs::chmod(path, Mode::from_raw_mode(opts.mode))
+            .map_err(io_err("chmod", path))?;
+        if let Some(g) = opts.group {
+            rustix::fs::chown(path, None::<Uid>, Some(Gid::from_raw(g)))
+                .map_err(io_err("chown to group", path))?;
+        }
+        sockopt::set_socket_passcred(&me.fd, true).map_err(io_err("SO_PASSCRED", path))?;
+        let mut me = me;
+        me.recv_buffer = set_recv_buffer(&me.fd, opts.recv_buffer);
+        Ok(me)
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The receive buffer the kernel granted (bytes, as getsockopt reports it).
+    pub fn recv_buffer(&self) -> usize {
+        self.recv_buffer
+    }
+
+    /// The fd to register for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Receive one datagram into `buf`; `Ok(None)` when the queue is empty.
+    pub fn recv(&self, buf: &mut [u8; RECV_BUF]) -> io::Result<Option<Datagram>> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg(
+            &self.fd,
+            &mut iov,
+            &mut cmsg,
+            RecvFlags::TRUNC | RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(Errno::INTR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut sender = None;
+        for m in cmsg.drain() {
+            if let RecvAncillaryMessage::ScmCredentials(c) = m {
+                sender = Some(Sender::Unix {
+                    pid: c.pid.as_raw_nonzero().get() as u32,
+                    uid: c.uid.as_raw(),
+                    gid: c.gid.as_raw(),
+                });
+            }
+        }
+        let truncated = msg.flags.contains(ReturnFlags::TRUNC);
+        Ok(Some(Datagram {
+            len: msg.bytes.min(RECV_BUF),
+            wire_len: if truncated { msg.bytes.max(RECV_BUF + 1) } else { msg.bytes },
+            sender,
+        }))
+    }
+}
+
+impl Drop for UnixListener {
+    fn drop(&mut self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.identity {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Try the biggest receive buffer we may have: SO_RCVBUFFORCE as root, else SO_RCVBUF
+/// (clamped by net.core.rmem_max). Returns what the kernel reports.
+fn set_recv_buffer(fd: &OwnedFd, want: usize) -> usize {
+    if want > 0 && sockopt::set_socket_recv_buffer_size_force(fd, want).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(fd, want);
+    }
+    sockopt::socket_recv_buffer_size(fd).unwrap_or(0)
+}
+
+/// Remove a stale socket at `path`; refuse a live one or a non-socket.
+fn clear_stale(path: &Path) -> Result<(), BindError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(BindError::Io("stat", path.to_path_buf(), e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(BindError::NotASocket(path.to_path_buf()));
+    }
+    let probe = socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io_err("socket", path))?;
+    let addr = SocketAddrUnix::new(path).map_err(io_err("socket address", path))?;
+    match connect(&probe, &addr) {
+        Ok(()) => Err(BindError::InUse(path.to_path_buf())),
+        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => {
+            log::info!("{}: replacing stale socket", path.display());
+            std::fs::remove_file(path)
+                .map_err(|e| BindError::Io("removing stale socket", path.to_path_buf(), e))
+        }
+        Err(e) => Err(BindError::Io("probing existing socket", path.to_path_buf(), e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn receives_with_credentials_and_detects_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.sock");
+        let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        tx.connect(&p).unwrap();
+        tx.send(&[7u8; 32]).unwrap();
+        tx.send(&[1u8; 100]).unwrap();
+        tx.send(&[]).unwrap();
+        let mut buf = [0u8; RECV_BUF];
+        let d = l.recv(&mut buf).unwrap().unwrap();
+        assert_eq!((d.len, d.wire_len), (32, 32));
+        match d.sender {
+            Some(Sender::Unix { pid, uid, .. }) => {
+                assert_eq!(pid, std::process::id());
+                assert_eq!(uid, rustix::process::getuid().as_raw());
+            }
+            other => panic!("no credentials: {:?}", other),
+        }
+        let d = l.recv(&mut buf).unwrap().unwrap();
+        assert_eq!((d.len, d.wire_len), (RECV_BUF, 100));
+        let d = l.recv(&mut buf).unwrap().unwrap();
+        assert_eq!((d.len, d.wire_len), (0, 0));
+        assert!(l.recv(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn socket_mode_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.sock");
+        let opts = BindOptions {
+            mode: 0o660,
+            ..BindOptions::default()
+        };
+        let _l = UnixListener::bind(&p, &opts).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+    }
+
+    #[test]
+    fn live_observer_refused_stale_replaced_file_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.sock");
+        let first = UnixListener::bind(&p, &BindOptions::default()).unwrap();
+        let err = UnixListener::bind(&p, &BindOptions::default()).unwrap_err();
+        assert!(matches!(err, BindError::InUse(_)), "{err}");
+        // Stale: a socket file nobody listens on.
+        std::mem::forget(first); // keep the file (no unlink), close nothing... then:
+        let stale = dir.path().join("stale.sock");
+        drop(UnixDatagram::bind(&stale).unwrap());
+        assert!(stale.exists());
+        let l = UnixListener::bind(&stale, &BindOptions::default()).unwrap();
+        drop(l);
+        assert!(!stale.exists(), "our own socket is unlinked on drop");
+        // A regular file is never replaced.
+        let f = dir.path().join("file");
+        std::fs::write(&f, b"precious").unwrap();
+        let err = UnixListener::bind(&f, &BindOptions::default()).unwrap_err();
+        assert!(matches!(err, BindError::NotASocket(_)), "{err}");
+        assert_eq!(std::fs::read(&f).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn unlink_on_drop_only_if_still_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.sock");
+        let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let other = UnixDatagram::bind(&p).unwrap();
+        drop(l);
+        assert!(p.exists(), "someone else's socket must survive our exit");
+        drop(other);
+    }
+}
