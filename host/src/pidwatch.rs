@@ -1,0 +1,117 @@
+//! Process-exit detection with pidfds: a pidfd becomes readable when its process exits, so
+//! an exit is reported at once instead of at the stall threshold. Bounded: beyond the limit
+//! (or on kernels without pidfd_open) agents fall back to stall detection.
+
+use rustix::io::Errno;
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Result of asking to watch a pid.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// Watching: register the fd (returned by [`PidWatch::fd`]) for readability.
+    Started,
+    /// Already watched.
+    Already,
+    /// The process is already gone.
+    Gone,
+    /// Not watched (limit reached, or pidfd unsupported); stall detection still applies.
+    Unavailable,
+}
+
+/// The set of pidfds the observer holds.
+#[derive(Debug)]
+pub struct PidWatch {
+    fds: HashMap<u32, OwnedFd>,
+    limit: usize,
+    supported: bool,
+}
+
+impl PidWatch {
+    /// At most `limit` pidfds at once.
+    pub fn new(limit: usize) -> Self {
+        PidWatch {
+            fds: HashMap::new(),
+            limit,
+            supported: true,
+        }
+    }
+
+    /// Start watching `pid`.
+    pub fn watch(&mut self, pid: u32) -> Watch {
+        if self.fds.contains_key(&pid) {
+            return Watch::Already;
+        }
+        if !self.supported || self.fds.len() >= self.limit {
+            return Watch::Unavailable;
+        }
+        let Some(p) = Pid::from_raw(pid as i32) else {
+            return Watch::Unavailable;
+        };
+        match pidfd_open(p, PidfdFlags::empty()) {
+            Ok(fd) => {
+                self.fds.insert(pid, fd);
+                Watch::Started
+            }
+            Err(Errno::SRCH) => Watch::Gone,
+            Err(Errno::NOSYS) => {
+                log::warn!("pidfd_open unsupported: process exits are detected at the threshold");
+                self.supported = false;
+                Watch::Unavailable
+            }
+            Err(e) => {
+                log::debug!("pidfd_open({}) failed: {}", pid, e);
+                Watch::Unavailable
+            }
+        }
+    }
+
+    /// The pidfd for `pid`, if watched.
+    pub fn fd(&self, pid: u32) -> Option<BorrowedFd<'_>> {
+        self.fds.get(&pid).map(|f| f.as_fd())
+    }
+
+    /// Stop watching (returns the fd so the caller can deregister it before it closes).
+    pub fn unwatch(&mut self, pid: u32) -> Option<OwnedFd> {
+        self.fds.remove(&pid)
+    }
+
+    /// Number of pidfds held.
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// True when none are held.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_makes_pidfd_readable() {
+        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut w = PidWatch::new(4);
+        assert_eq!(w.watch(child.id()), Watch::Started);
+        assert_eq!(w.watch(child.id()), Watch::Already);
+        let fd = w.fd(child.id()).unwrap();
+        let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        assert_eq!(rustix::event::poll(&mut pfd, None).unwrap(), 1);
+        child.wait().unwrap();
+        assert!(w.unwatch(child.id()).is_some());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn limit_and_gone() {
+        let mut w = PidWatch::new(1);
+        assert_eq!(w.watch(std::process::id()), Watch::Started);
+        assert_eq!(w.watch(1), Watch::Unavailable);
+        let mut w = PidWatch::new(4);
+        assert_eq!(w.watch(i32::MAX as u32 - 7), Watch::Gone);
+    }
+}
