@@ -93,7 +93,7 @@ impl UnixListener {
                 let _ = rustix::fs::chmod(dir, Mode::from_raw_mode(0o755));
             }
         }
-        clear_stale(path)?;
+        clear_stale(path, SocketType::DGRAM)?;
         let fd = socket_with(
             AddressFamily::UNIX,
             SocketType::DGRAM,
@@ -198,8 +198,9 @@ fn set_recv_buffer(fd: &OwnedFd, want: usize) -> usize {
     sockopt::socket_recv_buffer_size(fd).unwrap_or(0)
 }
 
-/// Remove a stale socket at `path`; refuse a live one or a non-socket.
-fn clear_stale(path: &Path) -> Result<(), BindError> {
+/// Remove a stale socket at `path`; refuse a live one or a non-socket. `kind` is the type
+/// of socket expected there (the probe must match it to connect).
+pub(crate) fn clear_stale(path: &Path, kind: SocketType) -> Result<(), BindError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -210,7 +211,7 @@ fn clear_stale(path: &Path) -> Result<(), BindError> {
     }
     let probe = socket_with(
         AddressFamily::UNIX,
-        SocketType::DGRAM,
+        kind,
         SocketFlags::CLOEXEC,
         None,
     )
@@ -218,7 +219,7 @@ fn clear_stale(path: &Path) -> Result<(), BindError> {
     let addr = SocketAddrUnix::new(path).map_err(io_err("socket address", path))?;
     match connect(&probe, &addr) {
         Ok(()) => Err(BindError::InUse(path.to_path_buf())),
-        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => {
+        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) | Err(Errno::PROTOTYPE) => {
             log::info!("{}: replacing stale socket", path.display());
             std::fs::remove_file(path)
                 .map_err(|e| BindError::Io("removing stale socket", path.to_path_buf(), e))
