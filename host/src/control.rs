@@ -7,8 +7,7 @@ use crate::listener::unix::{clear_stale, BindError};
 use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::net::{
-    accept_with, bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags,
-    SocketType,
+    accept_with, bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
 };
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -188,7 +187,9 @@ fn progress(conn: &mut Conn, handle: &mut impl FnMut(&str) -> Vec<u8>) -> bool {
             let Some(end) = conn.request.iter().position(|&b| b == b'\n') else {
                 return false;
             };
-            let line = String::from_utf8_lossy(&conn.request[..end]).trim().to_owned();
+            let line = String::from_utf8_lossy(&conn.request[..end])
+                .trim()
+                .to_owned();
             conn.response = Some(handle(&line));
         }
     }
@@ -281,7 +282,10 @@ mod tests {
         let slots = srv.accept(Instant::ZERO);
         assert_eq!(slots.len(), 2);
         assert_eq!(srv.on_event(slots[0], |_| unreachable!()), ConnState::Open);
-        assert_eq!(srv.on_event(slots[1], |_| unreachable!()), ConnState::Closed);
+        assert_eq!(
+            srv.on_event(slots[1], |_| unreachable!()),
+            ConnState::Closed
+        );
         let mut answer = String::new();
         big.read_to_string(&mut answer).unwrap();
         assert!(answer.contains("too long"));
@@ -292,8 +296,12 @@ mod tests {
 
     #[test]
     fn unreachable_socket_error_says_what_to_do() {
-        let e = request(Path::new("/nonexistent/x.ctl"), "status", StdDuration::from_secs(1))
-            .unwrap_err();
+        let e = request(
+            Path::new("/nonexistent/x.ctl"),
+            "status",
+            StdDuration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("is varta-watch running"), "{e}");
     }
 }

@@ -137,8 +137,10 @@ mod tests {
             Some("modem.service")
         );
         assert_eq!(
-            unit_from_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/run-u5.scope\n")
-                .as_deref(),
+            unit_from_cgroup(
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/run-u5.scope\n"
+            )
+            .as_deref(),
             Some("run-u5.scope")
         );
         assert_eq!(

@@ -67,7 +67,14 @@ impl Logger {
     }
 
     /// Render a record as one line (without the trailing newline).
-    pub fn render(&self, level: Level, target: &str, msg: &str, ts_ms: u64, suppressed: u64) -> String {
+    pub fn render(
+        &self,
+        level: Level,
+        target: &str,
+        msg: &str,
+        ts_ms: u64,
+        suppressed: u64,
+    ) -> String {
         match self.format {
             Format::Text => {
                 let mut s = format!("{:<5} {}: {}", level, target, msg);
@@ -106,7 +113,13 @@ impl Log for Logger {
         let Some(suppressed) = self.admit(key, now_ms) else {
             return;
         };
-        let line = self.render(r.level(), r.target(), &r.args().to_string(), now_ms, suppressed);
+        let line = self.render(
+            r.level(),
+            r.target(),
+            &r.args().to_string(),
+            now_ms,
+            suppressed,
+        );
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", line);
     }
@@ -137,8 +150,16 @@ mod tests {
         }
         assert_eq!(l.admit(k, 1000), None);
         assert_eq!(l.admit(k, 1000), None);
-        assert_eq!(l.admit(("f.rs", 2), 1000), Some(0), "other sites unaffected");
-        assert_eq!(l.admit(k, 1000 + REFILL_MS), Some(2), "reports what it suppressed");
+        assert_eq!(
+            l.admit(("f.rs", 2), 1000),
+            Some(0),
+            "other sites unaffected"
+        );
+        assert_eq!(
+            l.admit(k, 1000 + REFILL_MS),
+            Some(2),
+            "reports what it suppressed"
+        );
     }
 
     #[test]

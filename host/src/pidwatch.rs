@@ -94,12 +94,18 @@ mod tests {
 
     #[test]
     fn exit_makes_pidfd_readable() {
-        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
         let mut w = PidWatch::new(4);
         assert_eq!(w.watch(child.id()), Watch::Started);
         assert_eq!(w.watch(child.id()), Watch::Already);
         let fd = w.fd(child.id()).unwrap();
-        let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let mut pfd = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
         assert_eq!(rustix::event::poll(&mut pfd, None).unwrap(), 1);
         child.wait().unwrap();
         assert!(w.unwatch(child.id()).is_some());

@@ -59,7 +59,8 @@ impl Notifier {
 
     /// How often to send WATCHDOG=1: half the service's WatchdogSec, if it has one.
     pub fn watchdog_interval(&self) -> Option<Duration> {
-        self.watchdog.map(|d| Duration::from_nanos(d.as_nanos() / 2))
+        self.watchdog
+            .map(|d| Duration::from_nanos(d.as_nanos() / 2))
     }
 
     /// Send one notification (several `KEY=value` lines). Errors are returned but harmless.
@@ -82,11 +83,7 @@ fn open(path: &str) -> io::Result<(OwnedFd, SocketAddrUnix)> {
             "not an absolute path or abstract name",
         ));
     };
-    let fd = socket(
-        AddressFamily::UNIX,
-        SocketType::DGRAM,
-        None,
-    )?;
+    let fd = socket(AddressFamily::UNIX, SocketType::DGRAM, None)?;
     rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok((fd, addr))
 }

@@ -79,7 +79,10 @@ mod tests {
         let mut t = Timer::new(&clock).unwrap();
         let start = clock.now_instant();
         t.set(Some(start + Duration::from_millis(20))).unwrap();
-        let mut pfd = [rustix::event::PollFd::new(&t.fd, rustix::event::PollFlags::IN)];
+        let mut pfd = [rustix::event::PollFd::new(
+            &t.fd,
+            rustix::event::PollFlags::IN,
+        )];
         let n = rustix::event::poll(&mut pfd, None).unwrap();
         assert_eq!(n, 1);
         let waited = clock.now_instant() - start;

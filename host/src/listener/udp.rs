@@ -33,7 +33,11 @@ impl UdpListener {
     /// reported with a `wire_len` above the buffer (MSG_TRUNC).
     pub fn recv(&self, buf: &mut [u8; RECV_BUF]) -> io::Result<Option<Datagram>> {
         use rustix::net::{recvfrom, RecvFlags};
-        match recvfrom(&self.sock, &mut buf[..], RecvFlags::TRUNC | RecvFlags::DONTWAIT) {
+        match recvfrom(
+            &self.sock,
+            &mut buf[..],
+            RecvFlags::TRUNC | RecvFlags::DONTWAIT,
+        ) {
             Ok((_, wire_len, addr)) => {
                 let sender = addr
                     .and_then(|a| SocketAddr::try_from(a).ok())

@@ -117,8 +117,7 @@ impl UnixListener {
             identity: (meta.dev(), meta.ino()),
             recv_buffer: 0,
         };
-        rustix::fs::chmod(path, Mode::from_raw_mode(opts.mode))
-            .map_err(io_err("chmod", path))?;
+        rustix::fs::chmod(path, Mode::from_raw_mode(opts.mode)).map_err(io_err("chmod", path))?;
         if let Some(g) = opts.group {
             rustix::fs::chown(path, None::<Uid>, Some(Gid::from_raw(g)))
                 .map_err(io_err("chown to group", path))?;
@@ -173,7 +172,11 @@ impl UnixListener {
         let truncated = msg.flags.contains(ReturnFlags::TRUNC);
         Ok(Some(Datagram {
             len: msg.bytes.min(RECV_BUF),
-            wire_len: if truncated { msg.bytes.max(RECV_BUF + 1) } else { msg.bytes },
+            wire_len: if truncated {
+                msg.bytes.max(RECV_BUF + 1)
+            } else {
+                msg.bytes
+            },
             sender,
         }))
     }
@@ -209,13 +212,8 @@ pub(crate) fn clear_stale(path: &Path, kind: SocketType) -> Result<(), BindError
     if !meta.file_type().is_socket() {
         return Err(BindError::NotASocket(path.to_path_buf()));
     }
-    let probe = socket_with(
-        AddressFamily::UNIX,
-        kind,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(io_err("socket", path))?;
+    let probe = socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None)
+        .map_err(io_err("socket", path))?;
     let addr = SocketAddrUnix::new(path).map_err(io_err("socket address", path))?;
     match connect(&probe, &addr) {
         Ok(()) => Err(BindError::InUse(path.to_path_buf())),
@@ -224,7 +222,11 @@ pub(crate) fn clear_stale(path: &Path, kind: SocketType) -> Result<(), BindError
             std::fs::remove_file(path)
                 .map_err(|e| BindError::Io("removing stale socket", path.to_path_buf(), e))
         }
-        Err(e) => Err(BindError::Io("probing existing socket", path.to_path_buf(), e.into())),
+        Err(e) => Err(BindError::Io(
+            "probing existing socket",
+            path.to_path_buf(),
+            e.into(),
+        )),
     }
 }
 
