@@ -74,10 +74,7 @@ fn thousands_of_agents_over_hours() {
     let mut silences = 0;
     let mut restarts = 0;
     let mut threshold_set: HashMap<u32, bool> = HashMap::new();
-    loop {
-        let Some(&Reverse((at, idx))) = queue.peek() else {
-            break;
-        };
+    while let Some(&Reverse((at, idx))) = queue.peek() {
         // Stalls due no later than the next beat fire first, exactly at their deadline.
         if let Some(d) = t.next_deadline() {
             if d.as_nanos() <= at {
