@@ -45,9 +45,12 @@ impl Signals {
             (SIGCHLD, &child),
         ] {
             ids.push(signal_hook::flag::register(sig, Arc::clone(flag))?);
+            // register_raw takes ownership of the fd and closes it when unregistered, so
+            // each registration gets its own duplicate of the write end.
+            let dup = rustix::io::fcntl_dupfd_cloexec(&write, 0)?;
             ids.push(signal_hook::low_level::pipe::register_raw(
                 sig,
-                std::os::fd::AsRawFd::as_raw_fd(&write),
+                std::os::fd::IntoRawFd::into_raw_fd(dup),
             )?);
         }
         Ok(Signals {

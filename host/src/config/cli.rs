@@ -1,0 +1,400 @@
+//! Command-line parsing (lexopt): subcommands `run` (default), `status`, `doctor`.
+
+use super::*;
+use lexopt::prelude::*;
+use std::ffi::OsString;
+
+/// Full help text.
+pub const HELP: &str = "\
+varta-watch: watch processes that send VLP heartbeats; report stalls, exits and critical
+states; export events and metrics.
+
+USAGE:
+    varta-watch [run] [OPTIONS]       run the observer (the default)
+    varta-watch status [--json] [--control-socket PATH]
+                                      show the agents of a running observer
+    varta-watch doctor [--socket PATH]
+                                      check sockets, /proc, watchdog and LED devices
+
+OPTIONS (run):
+    --config FILE              TOML file with [observer] settings and [[agent]] rules;
+                               re-read on SIGHUP (rules only), flags win over the file
+    --socket PATH              datagram socket agents beat to
+                               [default: $XDG_RUNTIME_DIR/varta.sock, as root /run/varta/varta.sock]
+    --socket-mode MODE         octal mode of the socket file [default: 0600]
+    --socket-group GROUP       group of the socket file (name or gid), lets its members beat
+    --allow-uid UID            also accept beats from this uid (repeatable)
+    --allow-gid GID            also accept beats from this gid (repeatable)
+    --control-socket PATH      status socket [default: the socket path with .ctl]
+    --threshold-ms MS          silence before an agent is reported stalled [default: 2000]
+    --tracker-capacity N       most agents tracked at once, 1..=65536 [default: 4096]
+    --clock-source SRC         monotonic or boottime [default: monotonic]
+    --udp-port PORT            also accept plain UDP frames on 127.0.0.1:PORT (never trusted)
+    --udp-bind ADDR:PORT       same, on another address
+    --export-file PATH         append every event as TSV: observer_ns kind pid nonce status payload
+    --export-max-bytes N       rotate the export file to PATH.1 past N bytes, 0 = never [default: 64 MiB]
+    --prom-addr ADDR:PORT      serve Prometheus /metrics (a bare port means loopback)
+    --prom-token-file PATH     bearer token for /metrics (required when not on loopback)
+    --metrics-file PATH        write node_exporter textfile metrics atomically
+    --metrics-interval-ms MS   textfile rewrite interval [default: 15000]
+    --agent-rate N[/BURST]     per-agent frames per second, 0 = unlimited [default: 0]
+    --global-rate N            all agents' frames per second, 0 = unlimited [default: 0]
+    --pidfd-limit N            most processes watched for exit with a pidfd [default: 4096]
+    --log-format FMT           text or json [default: text]
+    --log-level LEVEL          error, warn, info, debug, trace [default: info]
+    --shutdown-after-secs S    stop after S seconds (tests)
+    -h, --help                 this text
+    -V, --version              version
+
+Critical and terminal frames are never rate limited. Exit status: 0 on SIGTERM/SIGINT,
+1 on a runtime error, 2 on a configuration error.
+";
+
+/// What to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the observer.
+    Run(Box<Settings>),
+    /// Query a running observer.
+    Status {
+        /// Control socket.
+        control: PathBuf,
+        /// Raw JSON output.
+        json: bool,
+    },
+    /// Check the system.
+    Doctor {
+        /// Data socket to check.
+        socket: PathBuf,
+    },
+    /// Print help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+fn flag_err(flag: &str, m: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{flag}: {m}"))
+}
+
+fn value_str(p: &mut lexopt::Parser, flag: &str) -> Result<String, ConfigError> {
+    let v: OsString = p.value().map_err(|e| flag_err(flag, e))?;
+    v.into_string()
+        .map_err(|_| flag_err(flag, "value is not valid UTF-8"))
+}
+
+fn with<T>(r: Result<T, String>, flag: &str) -> Result<T, ConfigError> {
+    r.map_err(|m| flag_err(flag, m))
+}
+
+/// Parse `args` (without the program name).
+pub fn parse<I>(args: I, env: &Env) -> Result<Command, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut p = lexopt::Parser::from_args(args);
+    let mut sub: Option<String> = None;
+    // Flags are collected in order and applied after the config file.
+    let mut flags: Vec<(String, Option<String>)> = Vec::new();
+    let mut json = false;
+    let mut config: Option<PathBuf> = None;
+    loop {
+        let arg = p.next().map_err(|e| ConfigError(e.to_string()))?;
+        let Some(arg) = arg else { break };
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Value(v) if sub.is_none() && flags.is_empty() && config.is_none() => {
+                let v = v
+                    .string()
+                    .map_err(|_| ConfigError("invalid subcommand".into()))?;
+                match v.as_str() {
+                    "run" | "status" | "doctor" => sub = Some(v),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "unknown subcommand {v:?} (run, status, doctor)"
+                        )))
+                    }
+                }
+            }
+            Long("json") if sub.as_deref() == Some("status") => json = true,
+            Long("config") => config = Some(PathBuf::from(value_str(&mut p, "--config")?)),
+            Long(name) => {
+                let name = format!("--{name}");
+                if !KNOWN.contains(&name.as_str()) {
+                    return Err(ConfigError(format!("{name}: unknown flag (see --help)")));
+                }
+                let v = value_str(&mut p, &name)?;
+                flags.push((name, Some(v)));
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "{}: unexpected argument (see --help)",
+                    fmt_arg(&other)
+                )))
+            }
+        }
+    }
+    let get = |name: &str| {
+        flags
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    match sub.as_deref() {
+        Some("status") => {
+            let control = match (get("--control-socket"), get("--socket")) {
+                (Some(c), _) => PathBuf::from(c),
+                (None, Some(s)) => control_path_for(Path::new(&s)),
+                (None, None) => control_path_for(&default_socket_path(env)),
+            };
+            Ok(Command::Status { control, json })
+        }
+        Some("doctor") => Ok(Command::Doctor {
+            socket: get("--socket")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_socket_path(env)),
+        }),
+        _ => {
+            let mut s = Settings::defaults(env);
+            if let Some(path) = config {
+                let f = file::load(&path)?;
+                apply_file(&mut s, &path, f.observer)?;
+                s.rules = f.rules;
+                s.config_file = Some(path);
+            }
+            apply_flags(&mut s, flags)?;
+            Ok(Command::Run(Box::new(s)))
+        }
+    }
+}
+
+fn fmt_arg(a: &lexopt::Arg<'_>) -> String {
+    match a {
+        Short(c) => format!("-{c}"),
+        Long(l) => format!("--{l}"),
+        Value(v) => v.to_string_lossy().into_owned(),
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "--socket",
+    "--socket-mode",
+    "--socket-group",
+    "--allow-uid",
+    "--allow-gid",
+    "--control-socket",
+    "--threshold-ms",
+    "--tracker-capacity",
+    "--clock-source",
+    "--udp-port",
+    "--udp-bind",
+    "--export-file",
+    "--export-max-bytes",
+    "--prom-addr",
+    "--prom-token-file",
+    "--metrics-file",
+    "--metrics-interval-ms",
+    "--agent-rate",
+    "--global-rate",
+    "--pidfd-limit",
+    "--log-format",
+    "--log-level",
+    "--shutdown-after-secs",
+    "--recovery-exec",
+    "--recovery-debounce-ms",
+    "--recovery-timeout-ms",
+];
+
+fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result<(), ConfigError> {
+    let mut explicit_control = false;
+    for (name, v) in flags {
+        let v = v.unwrap_or_default();
+        let f = name.as_str();
+        let n = |v: &str| -> Result<u64, ConfigError> {
+            v.parse()
+                .map_err(|_| flag_err(f, format!("{v:?} is not a valid number")))
+        };
+        match f {
+            "--socket" => {
+                s.socket = PathBuf::from(&v);
+                if !explicit_control {
+                    s.control_socket = Some(control_path_for(&s.socket));
+                }
+            }
+            "--control-socket" => {
+                explicit_control = true;
+                s.control_socket = if v.is_empty() || v == "none" {
+                    None
+                } else {
+                    Some(PathBuf::from(&v))
+                };
+            }
+            "--socket-mode" => s.socket_mode = with(parse_mode(&v), f)?,
+            "--socket-group" => s.socket_group = Some(with(parse_group(&v), f)?),
+            "--allow-uid" => s.allow_uids.push(n(&v)? as u32),
+            "--allow-gid" => s.allow_gids.push(n(&v)? as u32),
+            "--threshold-ms" => {
+                let ms = n(&v)?;
+                if ms == 0 {
+                    return Err(flag_err(f, "must be above 0"));
+                }
+                s.threshold = Duration::from_millis(ms);
+            }
+            "--tracker-capacity" => s.tracker_capacity = with(check_capacity(n(&v)? as usize), f)?,
+            "--clock-source" => s.clock_source = with(parse_clock(&v), f)?,
+            "--udp-port" => {
+                let port = u16::try_from(n(&v)?).map_err(|_| flag_err(f, "port out of range"))?;
+                s.udp = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+            "--udp-bind" => s.udp = Some(with(parse_addr(&v), f)?),
+            "--export-file" => s.export_file = Some(PathBuf::from(&v)),
+            "--export-max-bytes" => s.export_max_bytes = n(&v)?,
+            "--prom-addr" => s.prom_addr = Some(with(parse_addr(&v), f)?),
+            "--prom-token-file" => s.prom_token_file = Some(PathBuf::from(&v)),
+            "--metrics-file" => s.metrics_file = Some(PathBuf::from(&v)),
+            "--metrics-interval-ms" => {
+                let ms = n(&v)?;
+                if ms < 100 {
+                    return Err(flag_err(f, "must be at least 100"));
+                }
+                s.metrics_interval = Duration::from_millis(ms);
+            }
+            "--agent-rate" => {
+                let (rate, burst) = match v.split_once('/') {
+                    Some((r, b)) => (n(r)?, n(b)?),
+                    None => {
+                        let r = n(&v)?;
+                        (r, r.max(1))
+                    }
+                };
+                s.agent_rate = (rate as u32, burst as u32);
+            }
+            "--global-rate" => s.global_rate = n(&v)? as u32,
+            "--pidfd-limit" => s.pidfd_limit = n(&v)? as usize,
+            "--log-format" => s.log_format = with(parse_log_format(&v), f)?,
+            "--log-level" => s.log_level = with(parse_log_level(&v), f)?,
+            "--shutdown-after-secs" => s.shutdown_after = Some(Duration::from_secs(n(&v)?)),
+            "--recovery-exec" | "--recovery-debounce-ms" | "--recovery-timeout-ms" => {
+                return Err(flag_err(f, RECOVERY_UNAVAILABLE));
+            }
+            _ => return Err(flag_err(f, "unknown flag (see --help)")),
+        }
+    }
+    if let Some(a) = s.prom_addr {
+        if !a.ip().is_loopback() && s.prom_token_file.is_none() {
+            return Err(flag_err(
+                "--prom-addr",
+                format!(
+                    "{a} is not loopback: give --prom-token-file so /metrics needs a bearer token"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            runtime_dir: Some("/run/user/7".into()),
+            euid: 7,
+        }
+    }
+
+    fn run(args: &[&str]) -> Result<Settings, ConfigError> {
+        match parse(args.iter().copied(), &env())? {
+            Command::Run(s) => Ok(*s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_flags_gives_working_defaults() {
+        let s = run(&[]).unwrap();
+        assert_eq!(s.socket, Path::new("/run/user/7/varta.sock"));
+        assert_eq!(
+            s.control_socket.as_deref(),
+            Some(Path::new("/run/user/7/varta.ctl"))
+        );
+        assert_eq!(s.threshold, Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn published_flags_keep_their_meaning() {
+        let s = run(&[
+            "--socket",
+            "/tmp/x.sock",
+            "--threshold-ms",
+            "300",
+            "--socket-mode",
+            "0660",
+            "--export-file",
+            "/tmp/e.tsv",
+            "--prom-addr",
+            "127.0.0.1:9000",
+            "--tracker-capacity",
+            "128",
+            "--clock-source",
+            "boottime",
+            "--udp-port",
+            "7000",
+            "--shutdown-after-secs",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(s.socket, Path::new("/tmp/x.sock"));
+        assert_eq!(s.control_socket.as_deref(), Some(Path::new("/tmp/x.ctl")));
+        assert_eq!(s.threshold, Duration::from_millis(300));
+        assert_eq!(s.socket_mode, 0o660);
+        assert_eq!(s.tracker_capacity, 128);
+        assert_eq!(s.clock_source, ClockSource::Boottime);
+        assert_eq!(s.udp.unwrap().to_string(), "127.0.0.1:7000");
+        assert_eq!(s.shutdown_after, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = run(&["--threshold-ms", "soon"]).unwrap_err().0;
+        assert!(e.starts_with("--threshold-ms:"), "{e}");
+        assert!(run(&["--no-such-flag"])
+            .unwrap_err()
+            .0
+            .contains("--no-such-flag"));
+        assert!(run(&["--threshold-ms"])
+            .unwrap_err()
+            .0
+            .contains("--threshold-ms"));
+        assert!(run(&["--prom-addr", "0.0.0.0:9000"])
+            .unwrap_err()
+            .0
+            .contains("--prom-token-file"));
+        assert!(run(&["--recovery-exec", "x"])
+            .unwrap_err()
+            .0
+            .contains("not available"));
+        assert!(run(&["--tracker-capacity", "0"]).is_err());
+    }
+
+    #[test]
+    fn subcommands() {
+        match parse(["status", "--json", "--control-socket", "/c"], &env()).unwrap() {
+            Command::Status { control, json } => {
+                assert_eq!(control, Path::new("/c"));
+                assert!(json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(["doctor"], &env()).unwrap(),
+            Command::Doctor { .. }
+        ));
+        assert!(matches!(parse(["--help"], &env()).unwrap(), Command::Help));
+        assert!(parse(["frobnicate"], &env()).is_err());
+    }
+}

@@ -1,0 +1,264 @@
+//! The TOML configuration file: an `[observer]` table with the same settings as the flags,
+//! and `[[agent]]` rules. Unknown keys are errors; every error names `file:line`.
+
+use super::rules::AgentRule;
+use super::ConfigError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use varta_core::policy::recovery::{Exhausted, RecoveryPolicy};
+use varta_core::time::Duration;
+
+/// `[observer]`: every key optional; flags given on the command line win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserverToml {
+    pub socket: Option<PathBuf>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<String>,
+    pub control_socket: Option<PathBuf>,
+    pub threshold_ms: Option<u64>,
+    pub tracker_capacity: Option<usize>,
+    pub clock_source: Option<String>,
+    pub udp_port: Option<u16>,
+    pub udp_bind: Option<String>,
+    pub export_file: Option<PathBuf>,
+    pub export_max_bytes: Option<u64>,
+    pub metrics_file: Option<PathBuf>,
+    pub metrics_interval_ms: Option<u64>,
+    pub prom_addr: Option<String>,
+    pub prom_token_file: Option<PathBuf>,
+    pub allow_uids: Option<Vec<u32>>,
+    pub allow_gids: Option<Vec<u32>>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub agent_rate_per_sec: Option<u32>,
+    pub agent_rate_burst: Option<u32>,
+    pub global_rate_per_sec: Option<u32>,
+    pub pidfd_limit: Option<usize>,
+    pub recovery_exec: Option<Vec<String>>,
+    pub recovery_debounce_ms: Option<u64>,
+    pub recovery_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentToml {
+    name: Option<String>,
+    comm: Option<String>,
+    exe: Option<PathBuf>,
+    unit: Option<String>,
+    uid: Option<u32>,
+    threshold_ms: Option<u64>,
+    #[serde(default)]
+    critical: bool,
+    #[serde(default)]
+    required: bool,
+    recovery: Option<Vec<String>>,
+    debounce_ms: Option<u64>,
+    budget: Option<u16>,
+    window_ms: Option<u64>,
+    on_exhausted: Option<Spanned<String>>,
+    timeout_ms: Option<u64>,
+    kill_grace_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    observer: ObserverToml,
+    #[serde(default)]
+    agent: Vec<Spanned<AgentToml>>,
+}
+
+/// A parsed configuration file.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    /// The `[observer]` table.
+    pub observer: ObserverToml,
+    /// The `[[agent]]` rules, validated.
+    pub rules: Vec<AgentRule>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parse and validate `text` read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    let at = |offset: usize, msg: &str| {
+        ConfigError(format!(
+            "{}:{}: {}",
+            path.display(),
+            line_of(text, offset),
+            msg
+        ))
+    };
+    let file: FileToml = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        at(offset, e.message().trim())
+    })?;
+    let mut rules = Vec::with_capacity(file.agent.len());
+    for spanned in file.agent {
+        let start = spanned.span().start;
+        let a = spanned.into_inner();
+        let rule = to_rule(a, line_of(text, start)).map_err(|m| at(start, &m))?;
+        rules.push(rule);
+    }
+    Ok(ConfigFile {
+        observer: file.observer,
+        rules,
+    })
+}
+
+/// Read and parse the file at `path`.
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e)))?;
+    parse(path, &text)
+}
+
+fn to_rule(a: AgentToml, line: usize) -> Result<AgentRule, String> {
+    let label = a.name.clone().unwrap_or_else(|| "[[agent]]".into());
+    if a.name.is_none()
+        && a.comm.is_none()
+        && a.exe.is_none()
+        && a.unit.is_none()
+        && a.uid.is_none()
+    {
+        return Err("agent rule matches nothing: give name, comm, exe, unit or uid".into());
+    }
+    if a.threshold_ms == Some(0) {
+        return Err(format!("agent {label}: threshold_ms must be above 0"));
+    }
+    if let Some(argv) = &a.recovery {
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(format!(
+                "agent {label}: recovery must be a non-empty argv list, program first"
+            ));
+        }
+        if argv.iter().any(|s| s.contains('\0')) {
+            return Err(format!(
+                "agent {label}: recovery argument contains a NUL byte"
+            ));
+        }
+    }
+    if let Some(exe) = &a.exe {
+        if !exe.is_absolute() {
+            return Err(format!("agent {label}: exe must be an absolute path"));
+        }
+    }
+    let d = RecoveryPolicy::DEFAULT;
+    let exhausted = match a.on_exhausted.as_ref().map(|s| s.get_ref().as_str()) {
+        None => d.exhausted,
+        Some("escalate") => Exhausted::Escalate,
+        Some("give_up") => Exhausted::GiveUp,
+        Some(other) => {
+            return Err(format!(
+                "agent {label}: on_exhausted = {other:?}: expected \"escalate\" or \"give_up\""
+            ))
+        }
+    };
+    let policy = RecoveryPolicy {
+        debounce: a
+            .debounce_ms
+            .map(Duration::from_millis)
+            .unwrap_or(d.debounce),
+        budget: a.budget.unwrap_or(d.budget),
+        window: a.window_ms.map(Duration::from_millis).unwrap_or(d.window),
+        exhausted,
+        timeout: a.timeout_ms.map(Duration::from_millis).unwrap_or(d.timeout),
+        kill_grace: a
+            .kill_grace_ms
+            .map(Duration::from_millis)
+            .unwrap_or(d.kill_grace),
+    };
+    policy
+        .validate()
+        .map_err(|e| format!("agent {label}: {e}"))?;
+    Ok(AgentRule {
+        name: a.name,
+        comm: a.comm,
+        exe: a.exe,
+        unit: a.unit,
+        uid: a.uid,
+        threshold: a.threshold_ms.map(Duration::from_millis),
+        critical: a.critical,
+        required: a.required,
+        recovery: a.recovery,
+        policy,
+        line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("v.toml"), text).unwrap_err().0
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let f = parse(
+            Path::new("v.toml"),
+            r#"
+[observer]
+socket = "/run/varta/varta.sock"
+threshold_ms = 1500
+allow_gids = [20]
+
+[[agent]]
+name = "modem"
+exe = "/usr/bin/modemd"
+threshold_ms = 500
+critical = true
+recovery = ["systemctl", "restart", "modem.service"]
+budget = 2
+window_ms = 60000
+on_exhausted = "escalate"
+"#,
+        )
+        .unwrap();
+        assert_eq!(f.observer.threshold_ms, Some(1500));
+        assert_eq!(f.rules.len(), 1);
+        let r = &f.rules[0];
+        assert_eq!(r.line, 7);
+        assert!(r.critical);
+        assert_eq!(r.threshold, Some(Duration::from_millis(500)));
+        assert_eq!(r.policy.exhausted, Exhausted::Escalate);
+        assert_eq!(r.policy.budget, 2);
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = err("[[agent]]\nname = \"a\"\nthreshold_ms = 100\nbogus = 1\n");
+        assert!(e.starts_with("v.toml:4:"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+        let e = err("[observer]\nthreshold = 5\n");
+        assert!(e.starts_with("v.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_name_their_line() {
+        assert!(err("[observer]\n\nthreshold_ms = \"soon\"\n").starts_with("v.toml:3:"));
+        assert!(err("[observer\n").starts_with("v.toml:1:"));
+    }
+
+    #[test]
+    fn unworkable_rules_are_refused_with_the_rule_line() {
+        let e =
+            err("\n[[agent]]\nname = \"a\"\nbudget = 5\ndebounce_ms = 1000\nwindow_ms = 2000\n");
+        assert!(e.starts_with("v.toml:2:") && e.contains("window"), "{e}");
+        assert!(err("[[agent]]\nname = \"a\"\nrecovery = []\n").contains("non-empty argv"));
+        assert!(err("[[agent]]\nthreshold_ms = 5\n").contains("matches nothing"));
+        assert!(err("[[agent]]\nname = \"a\"\non_exhausted = \"explode\"\n").contains("escalate"));
+        assert!(err("[[agent]]\nname = \"a\"\nexe = \"bin/x\"\n").contains("absolute"));
+    }
+}
