@@ -1,1 +1,160 @@
-fn main() {}
+//! `varta-watch`: the Linux observer. See `varta-watch --help`.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use varta_core::policy::rate::RateLimit;
+use varta_core::tracker::{Tracker, TrackerConfig};
+use varta_host::config::cli::{self, Command, HELP};
+use varta_host::config::{Env, Settings};
+use varta_host::daemon::{Daemon, RunConfig};
+use varta_host::export::OutputConfig;
+use varta_host::listener::unix::BindOptions;
+use varta_host::observer::Allowlist;
+
+// Trackers live in statics (zero-initialised .bss), so even 65 536 agents (~4 MB) never
+// pass through the stack. The requested capacity is rounded up to the next size here.
+static T1K: Mutex<Tracker<1024>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
+static T4K: Mutex<Tracker<4096>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
+static T16K: Mutex<Tracker<16384>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
+static T64K: Mutex<Tracker<65536>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
+
+fn main() -> ExitCode {
+    let env = Env::from_process();
+    let cmd = match cli::parse(std::env::args_os().skip(1), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("varta-watch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("varta-watch {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Status { control, json } => status(&control, json),
+        Command::Doctor { socket } => {
+            let findings = varta_host::doctor::run(&Default::default(), &socket, env.euid);
+            let (text, failed) = varta_host::doctor::render(&findings);
+            print!("{text}");
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Run(s) => run(*s),
+    }
+}
+
+fn status(control: &std::path::Path, json: bool) -> ExitCode {
+    match varta_host::control::request(control, "status", std::time::Duration::from_secs(5)) {
+        Ok(bytes) => {
+            if json {
+                print!("{}", String::from_utf8_lossy(&bytes));
+                return ExitCode::SUCCESS;
+            }
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(v) => {
+                    print!("{}", varta_host::status::render_table(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("varta-watch status: unreadable answer: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("varta-watch status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_config(s: Settings) -> RunConfig {
+    let mut tracker = TrackerConfig::new(s.threshold);
+    tracker.agent_rate = RateLimit::new(s.agent_rate.0, s.agent_rate.1.max(1));
+    tracker.global_rate = RateLimit::new(s.global_rate, s.global_rate.max(1));
+    RunConfig {
+        bind: BindOptions {
+            mode: s.socket_mode,
+            group: s.socket_group,
+            ..BindOptions::default()
+        },
+        socket: s.socket,
+        control_socket: s.control_socket,
+        udp: s.udp,
+        threshold: s.threshold,
+        tracker,
+        clock: s.clock_source,
+        rules: s.rules,
+        config_file: s.config_file,
+        allow: Allowlist {
+            own_uid: rustix::process::geteuid().as_raw(),
+            uids: s.allow_uids,
+            gids: s.allow_gids,
+        },
+        pidfd_limit: s.pidfd_limit,
+        shutdown_after: s.shutdown_after,
+        outputs: OutputConfig {
+            export_file: s.export_file,
+            export_max_bytes: s.export_max_bytes,
+            prom_addr: s.prom_addr,
+            prom_token_file: s.prom_token_file,
+            metrics_file: s.metrics_file,
+            metrics_interval: s.metrics_interval,
+        },
+    }
+}
+
+fn run(s: Settings) -> ExitCode {
+    varta_host::logging::init(s.log_format, s.log_level);
+    if let Some(dir) = s.socket.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!(
+                    "varta-watch: cannot create socket directory {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let cap = s.tracker_capacity;
+    let cfg = run_config(s);
+    let result = match cap {
+        0..=1024 => serve(Daemon::new(
+            cfg,
+            T1K.lock().unwrap_or_else(|p| p.into_inner()),
+        )),
+        1025..=4096 => serve(Daemon::new(
+            cfg,
+            T4K.lock().unwrap_or_else(|p| p.into_inner()),
+        )),
+        4097..=16384 => serve(Daemon::new(
+            cfg,
+            T16K.lock().unwrap_or_else(|p| p.into_inner()),
+        )),
+        _ => serve(Daemon::new(
+            cfg,
+            T64K.lock().unwrap_or_else(|p| p.into_inner()),
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("varta-watch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve<const N: usize>(d: Result<Daemon<N>, String>) -> Result<(), String> {
+    let mut d = d?;
+    d.run().map(|_| ())
+}

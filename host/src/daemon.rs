@@ -1,0 +1,499 @@
+//! The event loop: one thread, one epoll wait over every fd, one timerfd armed at the
+//! earliest thing due (the next stall deadline, sd_notify's watchdog, the metrics file, the
+//! export flush, connection deadlines, the shutdown time). With nothing to do the process
+//! does not wake up at all.
+
+use crate::clock::OsClock;
+use crate::config::AgentRule;
+use crate::control::ControlServer;
+use crate::identity::ProcFs;
+use crate::listener::udp::UdpListener;
+use crate::listener::unix::{BindOptions, UnixListener};
+use crate::listener::{Datagram, RECV_BUF};
+use crate::observer::{Allowlist, Observer};
+use crate::pidwatch::{PidWatch, Watch};
+use crate::sdnotify::Notifier;
+use crate::signals::Signals;
+use crate::status::StatusBoard;
+use crate::timer::Timer;
+use rustix::event::epoll;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::sync::MutexGuard;
+use varta_core::event::Event;
+use varta_core::time::{ClockSource, Duration, Instant};
+use varta_core::tracker::{Tracker, TrackerConfig};
+
+/// Everything the loop needs, resolved from flags and the config file by the caller.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Data socket path.
+    pub socket: PathBuf,
+    /// Socket options (mode, group, receive buffer).
+    pub bind: BindOptions,
+    /// Control socket path (None: no control socket).
+    pub control_socket: Option<PathBuf>,
+    /// UDP listen address (None: off).
+    pub udp: Option<std::net::SocketAddr>,
+    /// Default stall threshold.
+    pub threshold: Duration,
+    /// Tracker settings (rate limits).
+    pub tracker: TrackerConfig,
+    /// Clock.
+    pub clock: ClockSource,
+    /// Agent rules.
+    pub rules: Vec<AgentRule>,
+    /// Config file to re-read on SIGHUP.
+    pub config_file: Option<PathBuf>,
+    /// Who may beat.
+    pub allow: Allowlist,
+    /// Maximum pidfds held for exit detection.
+    pub pidfd_limit: usize,
+    /// Stop after this long (tests, benchmarks).
+    pub shutdown_after: Option<Duration>,
+    /// Outputs.
+    pub outputs: crate::export::OutputConfig,
+}
+
+/// Loop statistics exported as metrics.
+#[derive(Clone, Debug, Default)]
+pub struct LoopStats {
+    /// Loop iterations (wake-ups).
+    pub iterations: u64,
+    /// Time spent handling wake-ups, histogram buckets in µs (upper bounds in
+    /// [`crate::export::BUSY_BUCKETS_US`]).
+    pub busy_hist: [u64; crate::export::BUSY_BUCKETS_US.len() + 1],
+    /// Sum of busy time.
+    pub busy_total: Duration,
+    /// Datagrams handled per wake-up, max.
+    pub max_batch: u64,
+}
+
+const TOK_UNIX: u64 = 1;
+const TOK_UDP: u64 = 2;
+const TOK_TIMER: u64 = 3;
+const TOK_SIGNAL: u64 = 4;
+const TOK_CONTROL: u64 = 5;
+const TOK_HTTP: u64 = 6;
+const TOK_CONTROL_CONN: u64 = 0x100;
+const TOK_HTTP_CONN: u64 = 0x1_0000;
+const TOK_PIDFD: u64 = 1 << 32;
+
+/// Longest run of datagrams read from one socket before the loop looks at other fds and
+/// due stalls (the socket stays readable, so it is served again next iteration).
+const BATCH: usize = 4096;
+
+/// Why [`run`] returned.
+#[derive(Debug)]
+pub enum Exit {
+    /// SIGTERM/SIGINT.
+    Signal,
+    /// `shutdown_after` elapsed.
+    Timeout,
+}
+
+/// The running observer.
+pub struct Daemon<const N: usize> {
+    cfg: RunConfig,
+    clock: OsClock,
+    epoll: std::os::fd::OwnedFd,
+    timer: Timer,
+    signals: Signals,
+    unix: UnixListener,
+    udp: Option<UdpListener>,
+    control: Option<ControlServer>,
+    pidwatch: PidWatch,
+    notifier: Notifier,
+    observer: Observer<N>,
+    outputs: crate::export::Outputs,
+    stats: LoopStats,
+    started: Instant,
+    next_sd_watchdog: Option<Instant>,
+    shutdown_at: Option<Instant>,
+}
+
+fn add(
+    ep: &std::os::fd::OwnedFd,
+    fd: BorrowedFd<'_>,
+    tok: u64,
+    flags: epoll::EventFlags,
+) -> io::Result<()> {
+    epoll::add(ep, fd, epoll::EventData::new_u64(tok), flags).map_err(io::Error::from)
+}
+
+impl<const N: usize> Daemon<N> {
+    /// Set everything up: listeners first (so a second observer fails fast), then timers.
+    pub fn new(
+        cfg: RunConfig,
+        mut tracker: MutexGuard<'static, Tracker<N>>,
+    ) -> Result<Self, String> {
+        tracker.reconfigure(cfg.tracker);
+        let clock = OsClock::new(cfg.clock);
+        let unix = UnixListener::bind(&cfg.socket, &cfg.bind).map_err(|e| e.to_string())?;
+        let udp = match cfg.udp {
+            Some(a) => Some(UdpListener::bind(a).map_err(|e| format!("UDP {}: {}", a, e))?),
+            None => None,
+        };
+        let control = match &cfg.control_socket {
+            Some(p) => Some(ControlServer::bind(p, 0o600).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let now = clock.now_instant();
+        let outputs = crate::export::Outputs::open(&cfg.outputs, now)?;
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
+        let timer = Timer::new(&clock).map_err(|e| format!("timerfd: {e}"))?;
+        let signals = Signals::install().map_err(|e| format!("signals: {e}"))?;
+        let io = |e: io::Error| format!("epoll_ctl: {e}");
+        let lvl = epoll::EventFlags::IN;
+        add(&ep, unix.fd(), TOK_UNIX, lvl).map_err(io)?;
+        if let Some(u) = &udp {
+            add(&ep, u.fd(), TOK_UDP, lvl).map_err(io)?;
+        }
+        add(&ep, timer.fd(), TOK_TIMER, lvl).map_err(io)?;
+        add(&ep, signals.fd(), TOK_SIGNAL, lvl).map_err(io)?;
+        if let Some(c) = &control {
+            add(&ep, c.fd(), TOK_CONTROL, lvl).map_err(io)?;
+        }
+        if let Some(fd) = outputs.http_listener_fd() {
+            add(&ep, fd, TOK_HTTP, lvl).map_err(io)?;
+        }
+        let notifier = Notifier::from_env();
+        let observer = Observer::new(
+            tracker,
+            cfg.rules.clone(),
+            cfg.allow.clone(),
+            cfg.threshold,
+            ProcFs::default(),
+        );
+        Ok(Daemon {
+            next_sd_watchdog: notifier.watchdog_interval().map(|_| now),
+            shutdown_at: cfg.shutdown_after.map(|d| now + d),
+            pidwatch: PidWatch::new(cfg.pidfd_limit),
+            cfg,
+            clock,
+            epoll: ep,
+            timer,
+            signals,
+            unix,
+            udp,
+            control,
+            notifier,
+            observer,
+            outputs,
+            stats: LoopStats::default(),
+            started: now,
+        })
+    }
+
+    /// The bound data socket path.
+    pub fn socket_path(&self) -> &std::path::Path {
+        self.unix.path()
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        [
+            self.observer.next_deadline(),
+            self.control.as_ref().and_then(|c| c.next_deadline()),
+            self.outputs.next_due(),
+            self.next_sd_watchdog,
+            self.shutdown_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Run until a stop signal or the shutdown time.
+    pub fn run(&mut self) -> Result<Exit, String> {
+        let _ = self.notifier.notify("READY=1\nSTATUS=listening, 0 agents");
+        log::info!(
+            "listening on {} (threshold {}, capacity {})",
+            self.unix.path().display(),
+            self.cfg.threshold,
+            N
+        );
+        let mut events = Vec::with_capacity(64);
+        loop {
+            self.timer
+                .set(self.next_wakeup())
+                .map_err(|e| format!("timerfd: {e}"))?;
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(format!("epoll_wait: {e}")),
+            }
+            let woke = self.clock.now_instant();
+            self.stats.iterations += 1;
+            let mut exit = None;
+            for ev in events.iter() {
+                let tok = ev.data.u64();
+                match tok {
+                    TOK_UNIX => self.drain_unix(),
+                    TOK_UDP => self.drain_udp(),
+                    TOK_TIMER => self.timer.acknowledge(),
+                    TOK_SIGNAL => {
+                        let p = self.signals.take();
+                        if p.stop {
+                            exit = Some(Exit::Signal);
+                        }
+                        if p.reload {
+                            self.reload();
+                        }
+                    }
+                    TOK_CONTROL => self.accept_control(),
+                    TOK_HTTP => {
+                        let now = self.clock.now_instant();
+                        for id in self.outputs.http_accept(now) {
+                            if let Some(fd) = self.outputs.http_conn_fd(id) {
+                                let _ = add(
+                                    &self.epoll,
+                                    fd,
+                                    TOK_HTTP_CONN | id as u64,
+                                    epoll::EventFlags::IN
+                                        | epoll::EventFlags::OUT
+                                        | epoll::EventFlags::ET,
+                                );
+                            }
+                        }
+                    }
+                    t if t & TOK_PIDFD != 0 => self.on_pidfd((t & 0xffff_ffff) as u32),
+                    t if t & TOK_HTTP_CONN != 0 => {
+                        let board = self.board();
+                        self.outputs.http_event((t & 0xffff) as usize, || board);
+                    }
+                    t if t & TOK_CONTROL_CONN != 0 => self.control_event((t & 0xff) as usize),
+                    _ => {}
+                }
+            }
+            let now = self.clock.now_instant();
+            self.on_due(now);
+            if let Some(at) = self.shutdown_at {
+                if now >= at {
+                    exit.get_or_insert(Exit::Timeout);
+                }
+            }
+            let busy = self.clock.now_instant() - woke;
+            self.note_busy(busy);
+            if let Some(e) = exit {
+                self.shutdown();
+                return Ok(e);
+            }
+        }
+    }
+
+    fn note_busy(&mut self, busy: Duration) {
+        let us = busy.as_micros();
+        let i = crate::export::BUSY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(crate::export::BUSY_BUCKETS_US.len());
+        self.stats.busy_hist[i] += 1;
+        self.stats.busy_total = self.stats.busy_total + busy;
+    }
+
+    fn drain_unix(&mut self) {
+        let mut buf = [0u8; RECV_BUF];
+        let mut n = 0u64;
+        for _ in 0..BATCH {
+            match self.unix.recv(&mut buf) {
+                Ok(Some(d)) => {
+                    n += 1;
+                    let now = self.clock.now_instant();
+                    self.on_datagram(&buf, &d, now);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("receive on {}: {}", self.unix.path().display(), e);
+                    break;
+                }
+            }
+        }
+        self.stats.max_batch = self.stats.max_batch.max(n);
+    }
+
+    fn drain_udp(&mut self) {
+        let mut buf = [0u8; RECV_BUF];
+        for _ in 0..BATCH {
+            let Some(u) = &self.udp else { return };
+            match u.recv(&mut buf) {
+                Ok(Some(d)) => {
+                    let now = self.clock.now_instant();
+                    self.on_datagram(&buf, &d, now);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("UDP receive: {}", e);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, buf: &[u8; RECV_BUF], d: &Datagram, now: Instant) {
+        // Events are copied out (they are small and Copy) so routing can borrow self.
+        let mut evs: [Option<Event>; 6] = [None; 6];
+        for (slot, e) in evs
+            .iter_mut()
+            .zip(self.observer.on_datagram(&buf[..], d, now))
+        {
+            *slot = Some(*e);
+        }
+        for e in evs.into_iter().flatten() {
+            self.route(&e, now);
+        }
+    }
+
+    fn on_due(&mut self, now: Instant) {
+        let stalls: Vec<Event> = self.observer.expire(now).to_vec();
+        for e in &stalls {
+            self.route(e, now);
+        }
+        if let Some(c) = &mut self.control {
+            c.expire(now);
+        }
+        let board = self.outputs.wants_board(now).then(|| self.board_at(now));
+        self.outputs.on_due(now, board.as_ref());
+        if let (Some(at), Some(iv)) = (self.next_sd_watchdog, self.notifier.watchdog_interval()) {
+            if now >= at {
+                let (agents, stalled) = self.board_at(now).summary();
+                let _ = self.notifier.notify(&format!(
+                    "WATCHDOG=1\nSTATUS={} agents, {} stalled",
+                    agents, stalled
+                ));
+                self.next_sd_watchdog = Some(now + iv);
+            }
+        }
+    }
+
+    /// Send one event to every consumer: pid watching, outputs (export, log, metrics).
+    fn route(&mut self, e: &Event, now: Instant) {
+        match *e {
+            Event::Registered { pid, .. } => self.watch_pid(pid, now),
+            Event::PidReused { pid } => {
+                self.unwatch_pid(pid);
+                self.watch_pid(pid, now);
+            }
+            Event::Evicted { pid, .. } => {
+                self.unwatch_pid(pid);
+            }
+            _ => {}
+        }
+        let meta = e.pid().and_then(|p| self.observer.meta(p));
+        self.outputs.event(e, meta, now);
+        if let Event::Exited { pid } = *e {
+            self.unwatch_pid(pid);
+            self.observer.forget(pid);
+        }
+    }
+
+    fn watch_pid(&mut self, pid: u32, now: Instant) {
+        match self.pidwatch.watch(pid) {
+            Watch::Started => {
+                if let Some(fd) = self.pidwatch.fd(pid) {
+                    if let Err(e) = add(
+                        &self.epoll,
+                        fd,
+                        TOK_PIDFD | pid as u64,
+                        epoll::EventFlags::IN,
+                    ) {
+                        log::warn!("watching pid {}: {}", pid, e);
+                        self.pidwatch.unwatch(pid);
+                    }
+                }
+            }
+            Watch::Gone => {
+                let evs: Vec<Event> = self.observer.on_exit(pid).to_vec();
+                for e in &evs {
+                    self.route(e, now);
+                }
+            }
+            Watch::Already | Watch::Unavailable => {}
+        }
+    }
+
+    fn unwatch_pid(&mut self, pid: u32) {
+        if let Some(fd) = self.pidwatch.unwatch(pid) {
+            let _ = epoll::delete(&self.epoll, fd.as_fd());
+        }
+    }
+
+    fn on_pidfd(&mut self, pid: u32) {
+        let now = self.clock.now_instant();
+        self.unwatch_pid(pid);
+        let evs: Vec<Event> = self.observer.on_exit(pid).to_vec();
+        for e in &evs {
+            self.route(e, now);
+        }
+        if evs.is_empty() {
+            self.observer.forget(pid);
+        }
+    }
+
+    fn accept_control(&mut self) {
+        let now = self.clock.now_instant();
+        let Some(c) = &mut self.control else { return };
+        let slots = c.accept(now);
+        for slot in slots {
+            let Some(c) = &self.control else { return };
+            if let Some(fd) = c.conn_fd(slot) {
+                let _ = add(
+                    &self.epoll,
+                    fd,
+                    TOK_CONTROL_CONN | slot as u64,
+                    epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::ET,
+                );
+            }
+            self.control_event(slot);
+        }
+    }
+
+    fn control_event(&mut self, slot: usize) {
+        let board = self.board();
+        let Some(c) = &mut self.control else { return };
+        c.on_event(slot, |req| crate::status::answer(req, &board));
+    }
+
+    fn board(&self) -> StatusBoard {
+        self.board_at(self.clock.now_instant())
+    }
+
+    fn board_at(&self, now: Instant) -> StatusBoard {
+        StatusBoard::collect(
+            &self.observer,
+            &self.stats,
+            &self.pidwatch,
+            now,
+            self.started,
+        )
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = self.cfg.config_file.clone() else {
+            log::info!("SIGHUP: no config file to reload");
+            return;
+        };
+        match crate::config::load_rules_file(&path) {
+            Ok(rules) => {
+                let now = self.clock.now_instant();
+                let n = rules.len();
+                self.observer.set_rules(rules, now);
+                log::info!("reloaded {}: {} agent rules", path.display(), n);
+            }
+            Err(e) => log::error!("reload failed, keeping the previous rules: {}", e),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.notifier.notify("STOPPING=1");
+        let now = self.clock.now_instant();
+        let board = self.board_at(now);
+        self.outputs.close(now, &board);
+        log::info!("stopped");
+    }
+}

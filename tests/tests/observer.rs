@@ -1,0 +1,425 @@
+//! Black-box tests of varta-watch: spawn the binary, drive it with real agent processes,
+//! read what it exports. Timing bounds here are deliberately generous; precise lateness is
+//! measured by the benchmark harness, not asserted in tests.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use varta_core::wire::{Frame, Status};
+use varta_tests::{run, Agent, Observer};
+
+fn watch() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_varta-watch-uut"))
+}
+fn agent_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_varta-test-agent"))
+}
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn beats_are_seen_and_reported_in_status() {
+    let obs = Observer::start(watch(), &[]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "5", "--interval-ms", "20", "--after", "hang"],
+    );
+    let pid = a.pid();
+    assert!(obs
+        .wait_row(T, |r| r.kind == "register" && r.pid == pid)
+        .is_some());
+    let beat = obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == pid && r.nonce == "5")
+        .expect("fifth beat exported");
+    assert_eq!(beat.status, "ok");
+    let st = obs.status_json();
+    let agents = st["agents"].as_array().expect("agents array");
+    let me = agents
+        .iter()
+        .find(|x| x["pid"] == pid)
+        .expect("agent in status");
+    assert_eq!(me["beats"], 5);
+    assert_eq!(me["name"], "varta-test-agen", "name is the process comm");
+}
+
+#[test]
+fn stall_fires_after_threshold_once_then_recovers() {
+    let obs = Observer::start(watch(), &["--threshold-ms", "300"]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &[
+            "--beats",
+            "3",
+            "--interval-ms",
+            "50",
+            "--after",
+            "pause",
+            "--pause-ms",
+            "1500",
+        ],
+    );
+    let pid = a.pid();
+    let last = obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == pid && r.nonce == "3")
+        .expect("third beat");
+    let stall = obs
+        .wait_row(T, |r| r.kind == "stall" && r.pid == pid)
+        .expect("stall");
+    let late = Duration::from_nanos(stall.ns - last.ns);
+    assert!(
+        late >= Duration::from_millis(300),
+        "stall before threshold: {late:?}"
+    );
+    assert!(
+        late < Duration::from_millis(1300),
+        "stall far too late: {late:?}"
+    );
+    let rec = obs
+        .wait_row(T, |r| r.kind == "recovered" && r.pid == pid)
+        .expect("recovered");
+    assert!(rec.ns > stall.ns);
+    let stalls = obs
+        .rows()
+        .iter()
+        .filter(|r| r.kind == "stall" && r.pid == pid)
+        .count();
+    assert_eq!(stalls, 1, "one stall per silence");
+}
+
+#[test]
+fn critical_status_is_its_own_event() {
+    let obs = Observer::start(watch(), &[]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &[
+            "--beats",
+            "2",
+            "--interval-ms",
+            "20",
+            "--after",
+            "critical",
+            "--payload",
+            "77",
+        ],
+    );
+    let pid = a.pid();
+    let c = obs
+        .wait_row(T, |r| r.kind == "critical" && r.pid == pid)
+        .expect("critical");
+    assert_eq!(c.payload, "77");
+    assert!(obs
+        .wait_row(T, |r| r.kind == "beat"
+            && r.pid == pid
+            && r.status == "critical")
+        .is_some());
+}
+
+#[test]
+fn terminal_frame_acted_on_at_once_and_never_stalls() {
+    let obs = Observer::start(watch(), &["--threshold-ms", "400"]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "2", "--interval-ms", "20", "--after", "terminal"],
+    );
+    let pid = a.pid();
+    let last = obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == pid && r.nonce == "2")
+        .unwrap();
+    let term = obs
+        .wait_row(T, |r| r.kind == "terminal" && r.pid == pid)
+        .expect("terminal");
+    assert!(Duration::from_nanos(term.ns - last.ns) < Duration::from_millis(400));
+    drop(a);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !obs.rows().iter().any(|r| r.kind == "stall" && r.pid == pid),
+        "a dying agent must not be reported as a stall later"
+    );
+}
+
+#[test]
+fn restarted_client_is_a_new_session_not_a_rejection() {
+    let obs = Observer::start(watch(), &[]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "5", "--interval-ms", "20", "--after", "restart"],
+    );
+    let pid = a.pid();
+    assert!(obs
+        .wait_row(T, |r| r.kind == "new_session" && r.pid == pid)
+        .is_some());
+    assert!(!obs
+        .rows()
+        .iter()
+        .any(|r| r.kind == "rejected" && r.pid == pid));
+}
+
+#[test]
+fn spoofed_pid_is_rejected_and_counted() {
+    let obs = Observer::start(watch(), &[]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &[
+            "--beats",
+            "3",
+            "--interval-ms",
+            "20",
+            "--spoof-pid",
+            "4242",
+            "--after",
+            "exit",
+        ],
+    );
+    let pid = a.pid();
+    let r = obs
+        .wait_row(T, |r| r.kind == "rejected" && r.status == "pid_mismatch")
+        .expect("rejection");
+    assert_eq!(r.pid, 4242, "the claimed pid is reported");
+    a.wait();
+    let st = obs.status_json();
+    assert_eq!(st["observer"]["rejected"]["pid_mismatch"], 3);
+    assert!(!st["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["pid"] == 4242 || x["pid"] == pid));
+}
+
+#[test]
+fn garbage_short_and_oversized_datagrams_are_counted() {
+    let obs = Observer::start(watch(), &[]);
+    let s = obs.raw_sender();
+    s.send(b"hello").unwrap();
+    s.send(&[0u8; 32]).unwrap();
+    s.send(&[0u8; 100]).unwrap();
+    let mut good = Frame {
+        status: Status::Ok,
+        pid: std::process::id(),
+        timestamp: 1,
+        nonce: 1,
+        payload: 0,
+    }
+    .to_bytes()
+    .unwrap();
+    good[10] ^= 1;
+    s.send(&good).unwrap();
+    assert!(obs
+        .wait_row(T, |r| r.kind == "rejected" && r.status == "bad_crc")
+        .is_some());
+    let st = obs.status_json();
+    assert_eq!(st["observer"]["rejected"]["bad_length"], 2, "{st}");
+    assert_eq!(st["observer"]["rejected"]["bad_magic"], 1, "{st}");
+    assert_eq!(st["observer"]["rejected"]["bad_crc"], 1, "{st}");
+}
+
+#[test]
+fn process_exit_reported_before_threshold() {
+    let obs = Observer::start(watch(), &["--threshold-ms", "5000"]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "2", "--interval-ms", "20", "--after", "exit"],
+    );
+    let pid = a.pid();
+    let last = obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == pid && r.nonce == "2")
+        .unwrap();
+    let exited = obs
+        .wait_row(T, |r| r.kind == "exited" && r.pid == pid)
+        .expect("exit seen");
+    assert!(Duration::from_nanos(exited.ns - last.ns) < Duration::from_millis(2000));
+    assert!(!obs.rows().iter().any(|r| r.kind == "stall" && r.pid == pid));
+}
+
+#[test]
+fn published_client_interop() {
+    let obs = Observer::start(watch(), &[]);
+    let mut agent = varta_client::Varta::connect(&obs.socket).expect("connect");
+    for _ in 0..3 {
+        let _ = agent.beat(varta_client::Status::Ok, 0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let me = std::process::id();
+    assert!(obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == me && r.nonce == "3")
+        .is_some());
+    let st = obs.status_json();
+    let row = st["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["pid"] == me)
+        .cloned()
+        .expect("in status");
+    assert_eq!(row["beats"], 3);
+}
+
+#[test]
+#[ignore = "kernel admission: a sender spinning on EAGAIN keeps the shared receive queue \
+            (net.unix.max_dgram_qlen) full, so other agents' sends are refused before the \
+            observer sees them; needs an in-kernel per-pid drop filter (open work)"]
+fn flood_does_not_cause_false_stalls_or_lose_critical() {
+    let obs = Observer::start(watch(), &["--threshold-ms", "1000"]);
+    let flood = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "0", "--after", "flood", "--duration-ms", "10000"],
+    );
+    // The kernel queue of a Unix datagram socket is short (net.unix.max_dgram_qlen, often
+    // 10) and a sender spinning on EAGAIN wins most freed slots, so the well-behaved agent
+    // retries refused sends: what is measured here is the observer, not kernel admission.
+    let good = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &[
+            "--interval-ms",
+            "200",
+            "--beats",
+            "50",
+            "--after",
+            "critical",
+            "--payload",
+            "9",
+            "--retry-eagain",
+        ],
+    );
+    let gpid = good.pid();
+    let started = Instant::now();
+    let c = obs.wait_row(Duration::from_secs(30), |r| {
+        r.kind == "critical" && r.pid == gpid
+    });
+    assert!(c.is_some(), "critical after normal beats must be recorded");
+    assert!(started.elapsed() >= Duration::from_secs(9));
+    let rows = obs.rows();
+    assert!(
+        !rows.iter().any(|r| r.kind == "stall" && r.pid == gpid),
+        "false stall under flood"
+    );
+    let good_beats = rows
+        .iter()
+        .filter(|r| r.kind == "beat" && r.pid == gpid)
+        .count();
+    assert!(
+        good_beats >= 45,
+        "well-behaved agent lost beats: {good_beats}"
+    );
+    let flood_beats = rows
+        .iter()
+        .filter(|r| r.kind == "beat" && r.pid == flood.pid())
+        .count();
+    assert!(flood_beats > 1000, "the flood did flood ({flood_beats})");
+    drop(flood);
+}
+
+#[test]
+fn malformed_flags_are_clear_errors_with_exit_2() {
+    let out = run(watch(), &["--threshold-ms", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threshold-ms"), "{err}");
+    let out = run(watch(), &["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
+fn bad_config_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("varta.toml");
+    std::fs::write(
+        &cfg,
+        "[[agent]]\nname = \"a\"\nthreshold_ms = 100\nbogus = 1\n",
+    )
+    .unwrap();
+    let out = run(
+        watch(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--socket",
+            dir.path().join("s").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("varta.toml:4"),
+        "error must name the line: {err}"
+    );
+}
+
+#[test]
+fn socket_taken_by_live_observer_or_regular_file_is_refused() {
+    let obs = Observer::start(watch(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = dir.path().join("other.ctl");
+    let out = run(
+        watch(),
+        &[
+            "--socket",
+            obs.socket.to_str().unwrap(),
+            "--control-socket",
+            ctl.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another observer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "keep me").unwrap();
+    let out = run(
+        watch(),
+        &[
+            "--socket",
+            file.to_str().unwrap(),
+            "--control-socket",
+            ctl.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // The first observer is unaffected.
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "1", "--after", "hang"],
+    );
+    let pid = a.pid();
+    assert!(obs
+        .wait_row(T, |r| r.kind == "register" && r.pid == pid)
+        .is_some());
+}
+
+#[test]
+fn defaults_with_no_flags_use_xdg_runtime_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(watch())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = dir.path().join("varta.sock");
+    let end = Instant::now() + T;
+    while !sock.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exists = sock.exists();
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
+    let status = child.wait().unwrap();
+    assert!(exists, "default socket under $XDG_RUNTIME_DIR");
+    assert!(status.success(), "orderly exit on SIGTERM: {status:?}");
+    assert!(!sock.exists(), "socket removed on exit");
+}
