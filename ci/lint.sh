@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Formatting, clippy with -D warnings (workspace and every core feature), shellcheck.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
+need_component rustfmt
+need_component clippy
+need_apt shellcheck shellcheck
+
+cargo fmt --all --check
+for m in core/fuzz/Cargo.toml ci/nostd/Cargo.toml; do
+    cargo fmt --manifest-path "$m" --check
+done
+cargo clippy --workspace --all-targets -- -D warnings
+for f in defmt log small-crc; do
+    cargo clippy -p core --all-targets --features "$f" -- -D warnings
+done
+cargo clippy --manifest-path core/fuzz/Cargo.toml --all-targets -- -D warnings
+shellcheck -x ci/*.sh .ci/run
+echo "lint: ok"
