@@ -423,3 +423,55 @@ fn defaults_with_no_flags_use_xdg_runtime_dir() {
     assert!(status.success(), "orderly exit on SIGTERM: {status:?}");
     assert!(!sock.exists(), "socket removed on exit");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(raw).unwrap();
+    let mut s = String::new();
+    let _ = c.read_to_string(&mut s);
+    s
+}
+
+#[test]
+fn metrics_served_without_blocking_the_loop() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let obs = Observer::start(watch(), &["--prom-addr", &addr]);
+    let mut agent = varta_client::Varta::connect(&obs.socket).expect("connect");
+    let me = std::process::id();
+    // A client that connects and never sends must not hold up anyone.
+    let _slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..3 {
+        let _ = agent.beat(varta_client::Status::Ok, 0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == me && r.nonce == "3")
+        .is_some());
+    let body = http_get(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    let line = format!("varta_agent_beats_total{{pid=\"{me}\",name=");
+    let row = body
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .unwrap_or_else(|| panic!("no beats row: {body}"));
+    assert!(row.ends_with(" 3"), "{row}");
+    assert!(http_get(port, b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    let huge = vec![b'a'; 5_000]; // just over the 4 KiB limit, all of it read before the answer
+    assert!(http_get(port, &huge).starts_with("HTTP/1.1 431"));
+    // The loop kept serving agents throughout.
+    let _ = agent.beat(varta_client::Status::Ok, 0);
+    assert!(obs
+        .wait_row(T, |r| r.kind == "beat" && r.pid == me && r.nonce == "4")
+        .is_some());
+}
