@@ -17,5 +17,6 @@ for f in defmt log small-crc; do
     cargo clippy -p core --all-targets --features "$f" -- -D warnings
 done
 cargo clippy --manifest-path core/fuzz/Cargo.toml --all-targets -- -D warnings
+cargo clippy --manifest-path ci/nostd/Cargo.toml -- -D warnings
 shellcheck -x ci/*.sh .ci/run
 echo "lint: ok"

@@ -24,11 +24,13 @@ impl OutputPin for Pin {
 }
 
 /// Decode `frame` (32 bytes), record it in a fresh tracker at `now_ns`, evaluate the gate
-/// and the LED; returns 1 when accepted, 0 when rejected, -1 on a decode error.
+/// and the LED; returns 1 when accepted, 0 when rejected, -1 on null or a decode error.
+///
+/// For C, `frame` is a `const uint8_t (*)[32]` that is null or points to 32 readable bytes
+/// (`Option<&T>` has the ABI of a nullable pointer, so no `unsafe` is needed here).
 #[no_mangle]
-pub extern "C" fn varta_proof(frame: *const [u8; 32], now_ns: u64) -> i32 {
-    // SAFETY: the C caller passes null or a pointer to 32 readable bytes.
-    let Some(bytes) = (unsafe { frame.as_ref() }) else {
+pub extern "C" fn varta_proof(frame: Option<&[u8; 32]>, now_ns: u64) -> i32 {
+    let Some(bytes) = frame else {
         return -1;
     };
     let Ok(f) = Frame::decode(bytes) else {
