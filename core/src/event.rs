@@ -2,6 +2,7 @@
 //! watchdog gate. Events carry plain values (pids, instants, reasons); names and other
 //! OS-derived facts are attached by the frontend.
 
+use crate::policy::recovery::{ChildOutcome, RefuseReason, Trigger};
 use crate::time::{Duration, Instant};
 use crate::wire::{DecodeError, Status};
 
@@ -188,6 +189,44 @@ pub enum Event {
         /// Index of the rule that requires it.
         rule: u16,
     },
+    /// A recovery command was started for an agent.
+    RecoverySpawned {
+        /// Agent pid.
+        pid: u32,
+        /// The command's pid (0 when it could not be started).
+        child: u32,
+        /// 1-based attempt within the budget window.
+        attempt: u16,
+        /// What set it off.
+        trigger: Trigger,
+    },
+    /// A recovery command ended (or could not be started).
+    RecoveryDone {
+        /// Agent pid.
+        pid: u32,
+        /// The command's pid (0 when it could not be started).
+        child: u32,
+        /// How it ended.
+        outcome: ChildOutcome,
+    },
+    /// A recovery was refused for safety.
+    RecoveryRefused {
+        /// Agent pid.
+        pid: u32,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The restart budget is spent and the rule escalates (to a board reset on the embedded
+    /// frontend, to the escalation command on the host). Reported once per exhaustion.
+    Escalated {
+        /// Agent pid.
+        pid: u32,
+    },
+    /// The restart budget is spent and the rule gives up (alarm only). Reported once.
+    GaveUp {
+        /// Agent pid.
+        pid: u32,
+    },
     /// The hardware-watchdog gate opened (petting resumed or started).
     GateOpened,
     /// The hardware-watchdog gate closed: petting stops.
@@ -213,6 +252,11 @@ impl Event {
             Event::Rejected { .. } => "rejected",
             Event::Evicted { .. } => "evicted",
             Event::Missing { .. } => "missing",
+            Event::RecoverySpawned { .. } => "recovery_spawn",
+            Event::RecoveryDone { .. } => "recovery_done",
+            Event::RecoveryRefused { .. } => "recovery_refused",
+            Event::Escalated { .. } => "escalated",
+            Event::GaveUp { .. } => "gave_up",
             Event::GateOpened => "gate_opened",
             Event::GateClosed { .. } => "gate_closed",
         }
@@ -230,7 +274,12 @@ impl Event {
             | Event::Terminal { pid, .. }
             | Event::Stall { pid, .. }
             | Event::Exited { pid }
-            | Event::Evicted { pid, .. } => Some(pid),
+            | Event::Evicted { pid, .. }
+            | Event::RecoverySpawned { pid, .. }
+            | Event::RecoveryDone { pid, .. }
+            | Event::RecoveryRefused { pid, .. }
+            | Event::Escalated { pid }
+            | Event::GaveUp { pid } => Some(pid),
             Event::Rejected { pid, .. } => pid,
             Event::Missing { .. } | Event::GateOpened | Event::GateClosed { .. } => None,
         }

@@ -3,6 +3,7 @@
 //! export flush, connection deadlines, the shutdown time). With nothing to do the process
 //! does not wake up at all.
 
+use crate::audit::AuditLog;
 use crate::clock::OsClock;
 use crate::config::AgentRule;
 use crate::control::ControlServer;
@@ -12,6 +13,7 @@ use crate::listener::unix::{BindOptions, UnixListener};
 use crate::listener::{Datagram, RECV_BUF};
 use crate::observer::{Allowlist, Observer};
 use crate::pidwatch::{PidWatch, Watch};
+use crate::recovery::{AgentView, Recovery, Report};
 use crate::sdnotify::Notifier;
 use crate::signals::Signals;
 use crate::status::StatusBoard;
@@ -22,6 +24,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use varta_core::event::Event;
+use varta_core::policy::recovery::Trigger;
 use varta_core::time::{ClockSource, Duration, Instant};
 use varta_core::tracker::{Tracker, TrackerConfig};
 
@@ -54,6 +57,10 @@ pub struct RunConfig {
     pub shutdown_after: Option<Duration>,
     /// Outputs.
     pub outputs: crate::export::OutputConfig,
+    /// Recovery runner settings.
+    pub recovery: crate::recovery::RecoverySettings,
+    /// Audit log (None: off).
+    pub audit: Option<crate::audit::AuditSettings>,
 }
 
 /// Loop statistics exported as metrics.
@@ -79,6 +86,7 @@ const TOK_HTTP: u64 = 6;
 const TOK_CONTROL_CONN: u64 = 0x100;
 const TOK_HTTP_CONN: u64 = 0x1_0000;
 const TOK_PIDFD: u64 = 1 << 32;
+const TOK_CHILD: u64 = 1 << 33;
 
 /// Longest run of datagrams read from one socket before the loop looks at other fds and
 /// due stalls (the socket stays readable, so it is served again next iteration).
@@ -107,6 +115,8 @@ pub struct Daemon<const N: usize> {
     notifier: Notifier,
     observer: Observer<N>,
     outputs: crate::export::Outputs,
+    recovery: Recovery,
+    audit: Option<AuditLog>,
     stats: LoopStats,
     started: Instant,
     next_sd_watchdog: Option<Instant>,
@@ -140,6 +150,11 @@ impl<const N: usize> Daemon<N> {
             None => None,
         };
         let now = clock.now_instant();
+        // The audit log first: a recovery must never run unrecorded.
+        let audit = match &cfg.audit {
+            Some(a) => Some(AuditLog::open(a.clone(), now)?),
+            None => None,
+        };
         let outputs = crate::export::Outputs::open(&cfg.outputs, now)?;
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
         let timer = Timer::new(&clock).map_err(|e| format!("timerfd: {e}"))?;
@@ -166,7 +181,13 @@ impl<const N: usize> Daemon<N> {
             cfg.threshold,
             ProcFs::default(),
         );
+        let recovery = Recovery::new(cfg.recovery.clone());
+        if recovery.enabled(&cfg.rules) && audit.is_none() {
+            log::info!("recovery commands configured without --recovery-audit-file: no audit log");
+        }
         Ok(Daemon {
+            recovery,
+            audit,
             next_sd_watchdog: notifier.watchdog_interval().map(|_| now),
             shutdown_at: cfg.shutdown_after.map(|d| now + d),
             pidwatch: PidWatch::new(cfg.pidfd_limit),
@@ -196,6 +217,8 @@ impl<const N: usize> Daemon<N> {
             self.observer.next_deadline(),
             self.control.as_ref().and_then(|c| c.next_deadline()),
             self.outputs.next_due(),
+            self.recovery.next_due(),
+            self.audit.as_ref().and_then(|a| a.next_due()),
             self.next_sd_watchdog,
             self.shutdown_at,
         ]
@@ -245,6 +268,11 @@ impl<const N: usize> Daemon<N> {
                         if p.reload {
                             self.reload();
                         }
+                        if p.child {
+                            let now = self.clock.now_instant();
+                            let reports = self.recovery.reap(now);
+                            self.report(reports, now);
+                        }
                     }
                     TOK_CONTROL => self.accept_control(),
                     TOK_HTTP => {
@@ -261,6 +289,9 @@ impl<const N: usize> Daemon<N> {
                                 );
                             }
                         }
+                    }
+                    t if t & TOK_CHILD != 0 => {
+                        self.recovery.on_output((t & 0xffff_ffff) as usize);
                     }
                     t if t & TOK_PIDFD != 0 => self.on_pidfd((t & 0xffff_ffff) as u32),
                     t if t & TOK_HTTP_CONN != 0 => {
@@ -357,6 +388,10 @@ impl<const N: usize> Daemon<N> {
         if let Some(c) = &mut self.control {
             c.expire(now);
         }
+        self.recovery.on_due(now);
+        if let Some(a) = &mut self.audit {
+            a.on_due(now);
+        }
         let board = self.outputs.wants_board(now).then(|| self.board_at(now));
         self.outputs.on_due(now, board.as_ref());
         if let (Some(at), Some(iv)) = (self.next_sd_watchdog, self.notifier.watchdog_interval()) {
@@ -386,9 +421,67 @@ impl<const N: usize> Daemon<N> {
         }
         let meta = e.pid().and_then(|p| self.observer.meta(p));
         self.outputs.event(e, meta, now);
+        let trigger = match *e {
+            Event::Stall { pid, .. } => Some((pid, Trigger::Stall)),
+            Event::Terminal { pid, .. } => Some((pid, Trigger::Terminal)),
+            Event::Exited { pid } => Some((pid, Trigger::Exited)),
+            Event::Critical { pid, .. } => Some((pid, Trigger::Critical)),
+            _ => None,
+        };
+        if let Some((pid, t)) = trigger {
+            self.recover(pid, t, now);
+        }
         if let Event::Exited { pid } = *e {
             self.unwatch_pid(pid);
             self.observer.forget(pid);
+        }
+    }
+
+    /// Hand a trigger to the recovery runner and record what it did.
+    fn recover(&mut self, pid: u32, t: Trigger, now: Instant) {
+        let Some(m) = self.observer.meta(pid) else {
+            return;
+        };
+        let view = AgentView {
+            pid,
+            name: &m.name,
+            rule: m.rule.and_then(|i| self.observer.rules().get(i)),
+            start_time: m.start_time,
+            trusted: m.transport == crate::observer::Transport::Unix,
+        };
+        let proc = self.observer.proc();
+        let reports = self
+            .recovery
+            .trigger(&view, t, |p| proc.start_time(p), now);
+        self.report(reports, now);
+    }
+
+    /// Audit first (synced by default), then export: a recovery that shows up anywhere is
+    /// already in the audit log.
+    fn report(&mut self, reports: Vec<Report>, now: Instant) {
+        for r in reports {
+            if let Some(a) = &mut self.audit {
+                a.append(&r.audit, now);
+            }
+            if let Some(slot) = r.slot {
+                if let Some(fd) = self.recovery.output_fd(slot) {
+                    if let Err(e) = add(
+                        &self.epoll,
+                        fd,
+                        TOK_CHILD | slot as u64,
+                        epoll::EventFlags::IN,
+                    ) {
+                        log::warn!("polling recovery output: {}", e);
+                    }
+                }
+            }
+            if let Some(pid) = r.event.pid() {
+                if matches!(r.event, Event::RecoverySpawned { attempt, .. } if attempt > 0) {
+                    self.observer.note_recovery(pid);
+                }
+            }
+            let meta = r.event.pid().and_then(|p| self.observer.meta(p));
+            self.outputs.event(&r.event, meta, now);
         }
     }
 
@@ -478,7 +571,21 @@ impl<const N: usize> Daemon<N> {
             log::info!("SIGHUP: no config file to reload");
             return;
         };
-        match crate::config::load_rules_file(&path) {
+        let base = self.cfg.recovery.policy;
+        let loaded = crate::config::load_rules_file(&path).and_then(|rules| {
+            for r in &rules {
+                r.policy(&base).validate().map_err(|e| {
+                    crate::config::ConfigError(format!(
+                        "{}: agent rule {}: recovery policy: {}",
+                        path.display(),
+                        r.label(),
+                        e
+                    ))
+                })?;
+            }
+            Ok(rules)
+        });
+        match loaded {
             Ok(rules) => {
                 let now = self.clock.now_instant();
                 let n = rules.len();
@@ -491,7 +598,13 @@ impl<const N: usize> Daemon<N> {
 
     fn shutdown(&mut self) {
         let _ = self.notifier.notify("STOPPING=1");
+        let clock = self.clock.clone();
+        let reports = self.recovery.shutdown(|| clock.now_instant());
         let now = self.clock.now_instant();
+        self.report(reports, now);
+        if let Some(a) = &mut self.audit {
+            a.close(now);
+        }
         let board = self.board_at(now);
         self.outputs.close(now, &board);
         log::info!("stopped");

@@ -1,4 +1,5 @@
 //! varta-watch: the Linux observer frontend for the Varta core.
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod listener;
 pub mod logging;
 pub mod observer;
 pub mod pidwatch;
+pub mod recovery;
 pub mod sdnotify;
 pub mod signals;
 pub mod status;

@@ -47,6 +47,9 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::AuditVerify { files } => {
+            ExitCode::from(varta_host::audit::verify::run(&files) as u8)
+        }
         Command::Run(s) => run(*s),
     }
 }
@@ -109,6 +112,8 @@ fn run_config(s: Settings) -> RunConfig {
             metrics_file: s.metrics_file,
             metrics_interval: s.metrics_interval,
         },
+        recovery: s.recovery,
+        audit: s.audit,
     }
 }
 

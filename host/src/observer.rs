@@ -123,6 +123,11 @@ impl<const N: usize> Observer<N> {
         &self.rules
     }
 
+    /// The /proc reader (identity checks before recovery).
+    pub fn proc(&self) -> &ProcFs {
+        &self.proc
+    }
+
     /// Host-side counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -228,6 +228,99 @@ impl RecoveryState {
     }
 }
 
+/// What set off a recovery.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Trigger {
+    /// Silent past its threshold.
+    Stall,
+    /// Sent its terminal frame (Critical + nonce `u64::MAX`): dying.
+    Terminal,
+    /// The process exited (required agents, or rules that ask for it).
+    Exited,
+    /// Reported Critical status (rules that ask for it).
+    Critical,
+}
+
+impl Trigger {
+    /// Stable lower-case name (`{status}` in recovery commands, export and audit columns).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Stall => "stall",
+            Trigger::Terminal => "terminal",
+            Trigger::Exited => "exited",
+            Trigger::Critical => "critical",
+        }
+    }
+}
+
+/// How a recovery command ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChildOutcome {
+    /// It exited by itself with this code.
+    Exited {
+        /// Exit code.
+        code: i32,
+    },
+    /// It died of a signal it was not sent by the observer.
+    Signaled {
+        /// Signal number.
+        signal: i32,
+    },
+    /// It overran its timeout and was stopped by the observer.
+    TimedOut {
+        /// Whether SIGKILL was needed (SIGTERM was not enough within the grace).
+        killed: bool,
+    },
+    /// It could not be started at all.
+    SpawnFailed {
+        /// The OS error number (ENOENT, EACCES, ...).
+        errno: i32,
+    },
+}
+
+impl ChildOutcome {
+    /// Whether the command did its job (exit code 0).
+    pub const fn succeeded(self) -> bool {
+        matches!(self, ChildOutcome::Exited { code: 0 })
+    }
+
+    /// Stable lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChildOutcome::Exited { .. } => "exited",
+            ChildOutcome::Signaled { .. } => "signaled",
+            ChildOutcome::TimedOut { killed: false } => "timeout_term",
+            ChildOutcome::TimedOut { killed: true } => "timeout_kill",
+            ChildOutcome::SpawnFailed { .. } => "spawn_failed",
+        }
+    }
+}
+
+/// Why the observer refused to run a recovery command.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RefuseReason {
+    /// The pid now belongs to another process (start time changed).
+    PidReused,
+    /// The agent came over an unauthenticated transport (plain UDP).
+    Untrusted,
+    /// The agent's identity (start time) could not be established.
+    UnknownIdentity,
+}
+
+impl RefuseReason {
+    /// Stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RefuseReason::PidReused => "pid_reused",
+            RefuseReason::Untrusted => "untrusted_transport",
+            RefuseReason::UnknownIdentity => "unknown_identity",
+        }
+    }
+}
+
 /// What to do with a running recovery command at `now`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -15,6 +15,8 @@ USAGE:
                                       show the agents of a running observer
     varta-watch doctor [--socket PATH]
                                       check sockets, /proc, watchdog and LED devices
+    varta-watch audit verify FILE...  check the hash chain of audit files, oldest first
+                                      (e.g. audit.tsv.2 audit.tsv.1 audit.tsv)
 
 OPTIONS (run):
     --config FILE              TOML file with [observer] settings and [[agent]] rules;
@@ -43,6 +45,30 @@ OPTIONS (run):
     --log-format FMT           text or json [default: text]
     --log-level LEVEL          error, warn, info, debug, trace [default: info]
     --shutdown-after-secs S    stop after S seconds (tests)
+
+RECOVERY (run):
+    --recovery-exec CMD        run CMD when an agent stalls or sends its terminal frame. CMD is
+                               split into words, never run by a shell: blanks separate words,
+                               '...' and \"...\" group them, \\ escapes one character; {pid},
+                               {name} and {status} (stall, terminal, exited, critical) are
+                               substituted; without any of them the pid is appended as the
+                               last argument. Rules in --config may give their own argv.
+    --recovery-exec-file PATH  read CMD from the first non-comment line of PATH
+    --recovery-debounce-ms MS  triggers closer than this to the last one are folded [default: 1000]
+    --recovery-timeout-ms MS   SIGTERM a command running longer, SIGKILL 2 s later [default: 10000]
+    --recovery-budget N        attempts per agent within the window, then give up [default: 3]
+    --recovery-window-ms MS    the budget's sliding window [default: 300000]
+    --recovery-allow-udp       also act on agents that beat over plain UDP (no identity)
+    --recovery-audit-file PATH append every spawn, completion, refusal and escalation to a
+                               hash-chained TSV audit log (created 0600)
+    --recovery-audit-max-bytes N  rotate the audit log past N bytes, 5 kept [default: 16 MiB]
+    --recovery-audit-sync-every N fdatasync every N records [default: 1]
+    --audit-sync-interval-ms MS   with N > 1, longest a record waits for fdatasync [default: 1000]
+    Commands get a cleared environment (PATH, LANG, LC_ALL, TZ and VARTA_PID, VARTA_NAME,
+    VARTA_STATUS, VARTA_ATTEMPT), stdin from /dev/null, their output in the log, and run in
+    their own process group. Bookkeeping is per agent name, so a restarted agent keeps its
+    budget. A pid whose process start time changed is never acted on.
+
     -h, --help                 this text
     -V, --version              version
 
@@ -66,6 +92,11 @@ pub enum Command {
     Doctor {
         /// Data socket to check.
         socket: PathBuf,
+    },
+    /// Verify audit files.
+    AuditVerify {
+        /// Files, oldest first.
+        files: Vec<PathBuf>,
     },
     /// Print help.
     Help,
@@ -99,6 +130,7 @@ where
     let mut flags: Vec<(String, Option<String>)> = Vec::new();
     let mut json = false;
     let mut config: Option<PathBuf> = None;
+    let mut operands: Vec<OsString> = Vec::new();
     loop {
         let arg = p.next().map_err(|e| ConfigError(e.to_string()))?;
         let Some(arg) = arg else { break };
@@ -110,14 +142,16 @@ where
                     .string()
                     .map_err(|_| ConfigError("invalid subcommand".into()))?;
                 match v.as_str() {
-                    "run" | "status" | "doctor" => sub = Some(v),
+                    "run" | "status" | "doctor" | "audit" => sub = Some(v),
                     _ => {
                         return Err(ConfigError(format!(
-                            "unknown subcommand {v:?} (run, status, doctor)"
+                            "unknown subcommand {v:?} (run, status, doctor, audit)"
                         )))
                     }
                 }
             }
+            Value(v) if sub.as_deref() == Some("audit") => operands.push(v),
+            Long("recovery-allow-udp") => flags.push(("--recovery-allow-udp".into(), None)),
             Long("json") if sub.as_deref() == Some("status") => json = true,
             Long("config") => config = Some(PathBuf::from(value_str(&mut p, "--config")?)),
             Long(name) => {
@@ -144,6 +178,20 @@ where
             .and_then(|(_, v)| v.clone())
     };
     match sub.as_deref() {
+        Some("audit") => {
+            let mut it = operands.into_iter();
+            match it.next().and_then(|v| v.into_string().ok()).as_deref() {
+                Some("verify") => {}
+                _ => return Err(ConfigError("usage: varta-watch audit verify FILE...".into())),
+            }
+            let files: Vec<PathBuf> = it.map(PathBuf::from).collect();
+            if files.is_empty() {
+                return Err(ConfigError(
+                    "audit verify: give the audit files, oldest first".into(),
+                ));
+            }
+            Ok(Command::AuditVerify { files })
+        }
         Some("status") => {
             let control = match (get("--control-socket"), get("--socket")) {
                 (Some(c), _) => PathBuf::from(c),
@@ -204,8 +252,15 @@ const KNOWN: &[&str] = &[
     "--log-level",
     "--shutdown-after-secs",
     "--recovery-exec",
+    "--recovery-exec-file",
     "--recovery-debounce-ms",
     "--recovery-timeout-ms",
+    "--recovery-budget",
+    "--recovery-window-ms",
+    "--recovery-audit-file",
+    "--recovery-audit-max-bytes",
+    "--recovery-audit-sync-every",
+    "--audit-sync-interval-ms",
 ];
 
 fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result<(), ConfigError> {
@@ -277,12 +332,44 @@ fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result
             "--log-format" => s.log_format = with(parse_log_format(&v), f)?,
             "--log-level" => s.log_level = with(parse_log_level(&v), f)?,
             "--shutdown-after-secs" => s.shutdown_after = Some(Duration::from_secs(n(&v)?)),
-            "--recovery-exec" | "--recovery-debounce-ms" | "--recovery-timeout-ms" => {
-                return Err(flag_err(f, RECOVERY_UNAVAILABLE));
+            "--recovery-exec" => {
+                s.recovery.exec = Some(with(crate::recovery::command::parse_exec_flag(&v), f)?)
+            }
+            "--recovery-exec-file" => s.recovery.exec = Some(with(read_exec_file(&v), f)?),
+            "--recovery-debounce-ms" => s.recovery.policy.debounce = Duration::from_millis(n(&v)?),
+            "--recovery-timeout-ms" => {
+                let ms = n(&v)?;
+                if ms == 0 {
+                    return Err(flag_err(f, "must be above 0"));
+                }
+                s.recovery.policy.timeout = Duration::from_millis(ms);
+            }
+            "--recovery-budget" => {
+                s.recovery.policy.budget =
+                    u16::try_from(n(&v)?).map_err(|_| flag_err(f, "out of range"))?
+            }
+            "--recovery-window-ms" => s.recovery.policy.window = Duration::from_millis(n(&v)?),
+            "--recovery-allow-udp" => s.recovery.allow_udp = true,
+            "--recovery-audit-file" => audit_mut(s).path = PathBuf::from(&v),
+            "--recovery-audit-max-bytes" => audit_mut(s).max_bytes = n(&v)?,
+            "--recovery-audit-sync-every" => {
+                let k = n(&v)?;
+                if k == 0 || k > u32::MAX as u64 {
+                    return Err(flag_err(f, "must be 1 or more"));
+                }
+                audit_mut(s).sync.every = k as u32;
+            }
+            "--audit-sync-interval-ms" => {
+                let ms = n(&v)?;
+                if ms == 0 {
+                    return Err(flag_err(f, "must be above 0"));
+                }
+                audit_mut(s).sync.interval = Duration::from_millis(ms);
             }
             _ => return Err(flag_err(f, "unknown flag (see --help)")),
         }
     }
+    finish(s)?;
     if let Some(a) = s.prom_addr {
         if !a.ip().is_loopback() && s.prom_token_file.is_none() {
             return Err(flag_err(
@@ -290,6 +377,49 @@ fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result
                 format!(
                     "{a} is not loopback: give --prom-token-file so /metrics needs a bearer token"
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first line of `path` that is neither blank nor a `#` comment, split as a command.
+fn read_exec_file(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| format!("{path}: no command in the file"))?;
+    crate::recovery::command::parse_exec_flag(line).map_err(|m| format!("{path}: {m}"))
+}
+
+/// The audit settings, created with defaults on first use (the path is set by the caller).
+fn audit_mut(s: &mut Settings) -> &mut crate::audit::AuditSettings {
+    s.audit.get_or_insert_with(|| crate::audit::AuditSettings {
+        path: PathBuf::new(),
+        max_bytes: DEFAULT_AUDIT_MAX_BYTES,
+        sync: crate::audit::SyncPolicy::default(),
+    })
+}
+
+/// Checks that need every setting: recovery policies that cannot work, audit options
+/// without a file.
+fn finish(s: &Settings) -> Result<(), ConfigError> {
+    s.recovery.policy.validate().map_err(|e| {
+        ConfigError(format!(
+            "recovery policy (--recovery-debounce-ms, --recovery-budget, --recovery-window-ms): {e}"
+        ))
+    })?;
+    for r in &s.rules {
+        r.policy(&s.recovery.policy).validate().map_err(|e| {
+            ConfigError(format!("agent rule {}: recovery policy: {e}", r.label()))
+        })?;
+    }
+    if let Some(a) = &s.audit {
+        if a.path.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "--recovery-audit-*: audit options given without --recovery-audit-file".into(),
             ));
         }
     }

@@ -1,7 +1,7 @@
 //! The TOML configuration file: an `[observer]` table with the same settings as the flags,
 //! and `[[agent]]` rules. Unknown keys are errors; every error names `file:line`.
 
-use super::rules::AgentRule;
+use super::rules::{AgentRule, PolicyOverrides};
 use super::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,19 @@ pub struct ObserverToml {
     pub recovery_exec: Option<Vec<String>>,
     pub recovery_debounce_ms: Option<u64>,
     pub recovery_timeout_ms: Option<u64>,
+    pub recovery_kill_grace_ms: Option<u64>,
+    pub recovery_budget: Option<u16>,
+    pub recovery_window_ms: Option<u64>,
+    pub recovery_on_exhausted: Option<String>,
+    pub recovery_env: Option<Vec<String>>,
+    pub recovery_cwd: Option<PathBuf>,
+    pub recovery_user: Option<String>,
+    pub recovery_allow_udp: Option<bool>,
+    pub recover_on_exit: Option<bool>,
+    pub audit_file: Option<PathBuf>,
+    pub audit_max_bytes: Option<u64>,
+    pub audit_sync_every: Option<u32>,
+    pub audit_sync_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +68,11 @@ struct AgentToml {
     #[serde(default)]
     required: bool,
     recovery: Option<Vec<String>>,
+    escalation: Option<Vec<String>>,
+    #[serde(default)]
+    recover_on_critical: bool,
+    #[serde(default)]
+    recover_on_exit: bool,
     debounce_ms: Option<u64>,
     budget: Option<u16>,
     window_ms: Option<u64>,
@@ -116,6 +134,17 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     })
 }
 
+/// Check a command argv from the file: program first, no NUL bytes.
+pub fn check_argv(argv: &[String]) -> Result<(), String> {
+    if argv.is_empty() || argv[0].trim().is_empty() {
+        return Err("must be a non-empty argv list, program first".into());
+    }
+    if argv.iter().any(|s| s.contains('\0')) {
+        return Err("argument contains a NUL byte".into());
+    }
+    Ok(())
+}
+
 /// Read and parse the file at `path`.
 pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
     let text = std::fs::read_to_string(path)
@@ -136,16 +165,9 @@ fn to_rule(a: AgentToml, line: usize) -> Result<AgentRule, String> {
     if a.threshold_ms == Some(0) {
         return Err(format!("agent {label}: threshold_ms must be above 0"));
     }
-    if let Some(argv) = &a.recovery {
-        if argv.is_empty() || argv[0].trim().is_empty() {
-            return Err(format!(
-                "agent {label}: recovery must be a non-empty argv list, program first"
-            ));
-        }
-        if argv.iter().any(|s| s.contains('\0')) {
-            return Err(format!(
-                "agent {label}: recovery argument contains a NUL byte"
-            ));
+    for (key, argv) in [("recovery", &a.recovery), ("escalation", &a.escalation)] {
+        if let Some(argv) = argv {
+            check_argv(argv).map_err(|m| format!("agent {label}: {key}: {m}"))?;
         }
     }
     if let Some(exe) = &a.exe {
@@ -153,32 +175,28 @@ fn to_rule(a: AgentToml, line: usize) -> Result<AgentRule, String> {
             return Err(format!("agent {label}: exe must be an absolute path"));
         }
     }
-    let d = RecoveryPolicy::DEFAULT;
     let exhausted = match a.on_exhausted.as_ref().map(|s| s.get_ref().as_str()) {
-        None => d.exhausted,
-        Some("escalate") => Exhausted::Escalate,
-        Some("give_up") => Exhausted::GiveUp,
+        None => None,
+        Some("escalate") => Some(Exhausted::Escalate),
+        Some("give_up") => Some(Exhausted::GiveUp),
         Some(other) => {
             return Err(format!(
                 "agent {label}: on_exhausted = {other:?}: expected \"escalate\" or \"give_up\""
             ))
         }
     };
-    let policy = RecoveryPolicy {
-        debounce: a
-            .debounce_ms
-            .map(Duration::from_millis)
-            .unwrap_or(d.debounce),
-        budget: a.budget.unwrap_or(d.budget),
-        window: a.window_ms.map(Duration::from_millis).unwrap_or(d.window),
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let overrides = PolicyOverrides {
+        debounce: ms(a.debounce_ms),
+        budget: a.budget,
+        window: ms(a.window_ms),
         exhausted,
-        timeout: a.timeout_ms.map(Duration::from_millis).unwrap_or(d.timeout),
-        kill_grace: a
-            .kill_grace_ms
-            .map(Duration::from_millis)
-            .unwrap_or(d.kill_grace),
+        timeout: ms(a.timeout_ms),
+        kill_grace: ms(a.kill_grace_ms),
     };
-    policy
+    // Checked again against the observer-wide policy once flags are known.
+    overrides
+        .apply(&RecoveryPolicy::DEFAULT)
         .validate()
         .map_err(|e| format!("agent {label}: {e}"))?;
     Ok(AgentRule {
@@ -191,7 +209,10 @@ fn to_rule(a: AgentToml, line: usize) -> Result<AgentRule, String> {
         critical: a.critical,
         required: a.required,
         recovery: a.recovery,
-        policy,
+        escalation: a.escalation,
+        recover_on_critical: a.recover_on_critical,
+        recover_on_exit: a.recover_on_exit,
+        overrides,
         line,
     })
 }
@@ -232,8 +253,10 @@ on_exhausted = "escalate"
         assert_eq!(r.line, 7);
         assert!(r.critical);
         assert_eq!(r.threshold, Some(Duration::from_millis(500)));
-        assert_eq!(r.policy.exhausted, Exhausted::Escalate);
-        assert_eq!(r.policy.budget, 2);
+        let p = r.policy(&RecoveryPolicy::DEFAULT);
+        assert_eq!(p.exhausted, Exhausted::Escalate);
+        assert_eq!(p.budget, 2);
+        assert_eq!(p.debounce, RecoveryPolicy::DEFAULT.debounce);
     }
 
     #[test]

@@ -119,7 +119,14 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// Agent rules.
     pub rules: Vec<AgentRule>,
+    /// Recovery runner.
+    pub recovery: crate::recovery::RecoverySettings,
+    /// Audit log (None: off).
+    pub audit: Option<crate::audit::AuditSettings>,
 }
+
+/// Default audit log rotation size.
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 16 << 20;
 
 impl Settings {
     /// Defaults for this environment.
@@ -150,6 +157,8 @@ impl Settings {
             shutdown_after: None,
             config_file: None,
             rules: Vec::new(),
+            recovery: crate::recovery::RecoverySettings::default(),
+            audit: None,
         }
     }
 }
@@ -218,6 +227,7 @@ pub fn parse_group(s: &str) -> Result<u32, String> {
 pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Result<(), ConfigError> {
     let e =
         |key: &str, m: String| ConfigError(format!("{}: [observer] {key}: {m}", path.display()));
+    apply_recovery(s, &o, &e)?;
     if let Some(v) = o.socket {
         s.control_socket = Some(control_path_for(&v));
         s.socket = v;
@@ -287,19 +297,117 @@ pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Resul
     if let Some(v) = o.pidfd_limit {
         s.pidfd_limit = v;
     }
-    if o.recovery_exec.is_some()
-        || o.recovery_debounce_ms.is_some()
-        || o.recovery_timeout_ms.is_some()
+    Ok(())
+}
+
+fn apply_recovery(
+    s: &mut Settings,
+    o: &file::ObserverToml,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let r = &mut s.recovery;
+    if let Some(argv) = &o.recovery_exec {
+        file::check_argv(argv).map_err(|m| e("recovery_exec", m))?;
+        r.exec = Some(argv.clone());
+    }
+    let ms = Duration::from_millis;
+    if let Some(v) = o.recovery_debounce_ms {
+        r.policy.debounce = ms(v);
+    }
+    if let Some(v) = o.recovery_timeout_ms {
+        if v == 0 {
+            return Err(e("recovery_timeout_ms", "must be above 0".into()));
+        }
+        r.policy.timeout = ms(v);
+    }
+    if let Some(v) = o.recovery_kill_grace_ms {
+        r.policy.kill_grace = ms(v);
+    }
+    if let Some(v) = o.recovery_budget {
+        r.policy.budget = v;
+    }
+    if let Some(v) = o.recovery_window_ms {
+        r.policy.window = ms(v);
+    }
+    if let Some(v) = &o.recovery_on_exhausted {
+        r.policy.exhausted = match v.as_str() {
+            "escalate" => varta_core::policy::recovery::Exhausted::Escalate,
+            "give_up" => varta_core::policy::recovery::Exhausted::GiveUp,
+            other => {
+                return Err(e(
+                    "recovery_on_exhausted",
+                    format!("{other:?}: expected \"escalate\" or \"give_up\""),
+                ))
+            }
+        };
+    }
+    if let Some(v) = &o.recovery_env {
+        r.env_allow = v.clone();
+    }
+    if let Some(v) = &o.recovery_cwd {
+        if !v.is_absolute() {
+            return Err(e("recovery_cwd", "must be an absolute path".into()));
+        }
+        r.cwd = Some(v.clone());
+    }
+    if let Some(v) = &o.recovery_user {
+        r.user = Some(parse_user(v).map_err(|m| e("recovery_user", m))?);
+    }
+    if let Some(v) = o.recovery_allow_udp {
+        r.allow_udp = v;
+    }
+    if let Some(v) = o.recover_on_exit {
+        r.recover_on_exit = v;
+    }
+    if let Some(p) = &o.audit_file {
+        let a = s.audit.get_or_insert_with(|| crate::audit::AuditSettings {
+            path: p.clone(),
+            max_bytes: DEFAULT_AUDIT_MAX_BYTES,
+            sync: crate::audit::SyncPolicy::default(),
+        });
+        a.path = p.clone();
+        if let Some(v) = o.audit_max_bytes {
+            a.max_bytes = v;
+        }
+        if let Some(v) = o.audit_sync_every {
+            if v == 0 {
+                return Err(e("audit_sync_every", "must be 1 or more".into()));
+            }
+            a.sync.every = v;
+        }
+        if let Some(v) = o.audit_sync_interval_ms {
+            if v == 0 {
+                return Err(e("audit_sync_interval_ms", "must be above 0".into()));
+            }
+            a.sync.interval = ms(v);
+        }
+    } else if o.audit_max_bytes.is_some()
+        || o.audit_sync_every.is_some()
+        || o.audit_sync_interval_ms.is_some()
     {
-        return Err(e("recovery_exec", RECOVERY_UNAVAILABLE.into()));
+        return Err(e("audit_file", "audit_* settings given without audit_file".into()));
     }
     Ok(())
 }
 
-/// Recovery actions are not part of this build yet; refusing is better than silently
-/// watching without acting.
-pub const RECOVERY_UNAVAILABLE: &str =
-    "recovery actions are not available in this version of varta-watch; remove the setting";
+/// Resolve a user name or number to (uid, gid) via /etc/passwd; a bare number keeps gid = uid.
+pub fn parse_user(s: &str) -> Result<(u32, u32), String> {
+    if let Ok(u) = s.parse() {
+        return Ok((u, u));
+    }
+    let text =
+        std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 4 || f[0] != s {
+                return None;
+            }
+            Some((f[2].parse().ok()?, f[3].parse().ok()?))
+        })
+        .next()
+        .ok_or_else(|| format!("no user named {s:?}"))
+}
 
 /// Largest tracker the observer can build.
 pub const MAX_CAPACITY: usize = 65536;

@@ -2,8 +2,40 @@
 //! applies to it (name, threshold, critical, required, recovery).
 
 use std::path::PathBuf;
-use varta_core::policy::recovery::RecoveryPolicy;
+use varta_core::policy::recovery::{Exhausted, RecoveryPolicy};
 use varta_core::time::Duration;
+
+/// Recovery settings a rule gives; the rest come from the observer-wide policy
+/// (`--recovery-debounce-ms`, `--recovery-timeout-ms`, `[observer] recovery_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyOverrides {
+    /// Debounce.
+    pub debounce: Option<Duration>,
+    /// Attempts allowed within the window.
+    pub budget: Option<u16>,
+    /// Budget window.
+    pub window: Option<Duration>,
+    /// What happens when the budget is spent.
+    pub exhausted: Option<Exhausted>,
+    /// Command timeout (then SIGTERM).
+    pub timeout: Option<Duration>,
+    /// SIGTERM to SIGKILL.
+    pub kill_grace: Option<Duration>,
+}
+
+impl PolicyOverrides {
+    /// The effective policy on top of `base`.
+    pub fn apply(&self, base: &RecoveryPolicy) -> RecoveryPolicy {
+        RecoveryPolicy {
+            debounce: self.debounce.unwrap_or(base.debounce),
+            budget: self.budget.unwrap_or(base.budget),
+            window: self.window.unwrap_or(base.window),
+            exhausted: self.exhausted.unwrap_or(base.exhausted),
+            timeout: self.timeout.unwrap_or(base.timeout),
+            kill_grace: self.kill_grace.unwrap_or(base.kill_grace),
+        }
+    }
+}
 
 /// One `[[agent]]` rule, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,8 +58,14 @@ pub struct AgentRule {
     pub required: bool,
     /// Recovery command argv (`{pid}`, `{name}`, `{status}` substituted).
     pub recovery: Option<Vec<String>>,
-    /// Debounce, budget and escalation of the recovery command.
-    pub policy: RecoveryPolicy,
+    /// Run once when the budget is spent and the rule escalates (host frontend).
+    pub escalation: Option<Vec<String>>,
+    /// Recover when the agent reports Critical (not only on stall, terminal frame or exit).
+    pub recover_on_critical: bool,
+    /// Recover when the process exits (always so for required agents).
+    pub recover_on_exit: bool,
+    /// Debounce, budget and escalation of the recovery command (over the observer's).
+    pub overrides: PolicyOverrides,
     /// Line in the config file (for messages).
     pub line: usize,
 }
@@ -45,7 +83,10 @@ impl AgentRule {
             critical: false,
             required: false,
             recovery: None,
-            policy: RecoveryPolicy::DEFAULT,
+            escalation: None,
+            recover_on_critical: false,
+            recover_on_exit: false,
+            overrides: PolicyOverrides::default(),
             line: 0,
         }
     }
@@ -73,6 +114,23 @@ fn comm_matches(want: &str, comm: &str) -> bool {
     let b = want.as_bytes();
     let cut = &b[..b.len().min(15)];
     cut == comm.as_bytes()
+}
+
+impl AgentRule {
+    /// The rule's recovery policy over the observer-wide `base`.
+    pub fn policy(&self, base: &RecoveryPolicy) -> RecoveryPolicy {
+        self.overrides.apply(base)
+    }
+
+    /// Label for messages: `name (line N)`.
+    pub fn label(&self) -> String {
+        let n = self
+            .name
+            .as_deref()
+            .or(self.comm.as_deref())
+            .unwrap_or("[[agent]]");
+        format!("{} (line {})", n, self.line)
+    }
 }
 
 /// What is known about a live agent process.

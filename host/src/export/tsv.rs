@@ -60,6 +60,33 @@ pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
             (pid, d.clone(), r.into(), d)
         }
         Event::Missing { rule } => (0, d.clone(), format!("rule{rule}"), d),
+        Event::RecoverySpawned {
+            pid,
+            child,
+            attempt,
+            trigger,
+        } => (
+            pid,
+            attempt.to_string(),
+            trigger.as_str().into(),
+            child.to_string(),
+        ),
+        Event::RecoveryDone {
+            pid,
+            child,
+            outcome,
+        } => {
+            use varta_core::policy::recovery::ChildOutcome;
+            let detail = match outcome {
+                ChildOutcome::Exited { code } => code.to_string(),
+                ChildOutcome::Signaled { signal } => signal.to_string(),
+                ChildOutcome::TimedOut { .. } => d.clone(),
+                ChildOutcome::SpawnFailed { errno } => errno.to_string(),
+            };
+            (pid, child.to_string(), outcome.as_str().into(), detail)
+        }
+        Event::RecoveryRefused { pid, reason } => (pid, d.clone(), reason.as_str().into(), d),
+        Event::Escalated { pid } | Event::GaveUp { pid } => (pid, d.clone(), d.clone(), d),
         Event::GateOpened => (0, d.clone(), d.clone(), d),
         Event::GateClosed { reason } => (0, d.clone(), format!("{reason:?}"), d),
     };
