@@ -450,9 +450,7 @@ impl<const N: usize> Daemon<N> {
             trusted: m.transport == crate::observer::Transport::Unix,
         };
         let proc = self.observer.proc();
-        let reports = self
-            .recovery
-            .trigger(&view, t, |p| proc.start_time(p), now);
+        let reports = self.recovery.trigger(&view, t, |p| proc.start_time(p), now);
         self.report(reports, now);
     }
 
@@ -598,7 +596,7 @@ impl<const N: usize> Daemon<N> {
 
     fn shutdown(&mut self) {
         let _ = self.notifier.notify("STOPPING=1");
-        let clock = self.clock.clone();
+        let clock = self.clock;
         let reports = self.recovery.shutdown(|| clock.now_instant());
         let now = self.clock.now_instant();
         self.report(reports, now);

@@ -70,6 +70,11 @@ impl Observer {
     /// Start `bin` with `--socket`, `--control-socket`, `--export-file` in a fresh
     /// directory plus `extra` flags, and wait until its socket exists.
     pub fn start(bin: &Path, extra: &[&str]) -> Observer {
+        Self::start_with_env(bin, extra, &[])
+    }
+
+    /// [`Observer::start`] with extra environment variables.
+    pub fn start_with_env(bin: &Path, extra: &[&str], env: &[(&str, &str)]) -> Observer {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("varta.sock");
         let control = dir.path().join("varta.ctl");
@@ -82,6 +87,7 @@ impl Observer {
             .arg("--export-file")
             .arg(&export)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -152,6 +158,17 @@ impl Observer {
         let s = UnixDatagram::unbound().unwrap();
         s.connect(&self.socket).unwrap();
         s
+    }
+
+    /// Rows of `kind`.
+    pub fn rows_of(&self, kind: &str) -> Vec<Row> {
+        self.rows().into_iter().filter(|r| r.kind == kind).collect()
+    }
+
+    /// SIGKILL, no cleanup (crash tests).
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stop with SIGTERM and wait (at most 10 s) for the exit status.

@@ -107,7 +107,10 @@ fn read_tail(path: &Path) -> io::Result<Option<Tail>> {
     };
     let torn = (buf.len() - last_nl - 1) as u64;
     let before = &buf[..last_nl];
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let last_line = String::from_utf8_lossy(&before[line_start..]).into_owned();
     Ok(Some(Tail {
         size,
@@ -306,7 +309,11 @@ impl AuditLog {
         self.flush_backlog();
         if let Err(e) = self.file.sync_data() {
             self.errors += 1;
-            log::error!("audit log {}: fdatasync: {}", self.settings.path.display(), e);
+            log::error!(
+                "audit log {}: fdatasync: {}",
+                self.settings.path.display(),
+                e
+            );
             return;
         }
         self.unsynced = 0;
@@ -412,7 +419,7 @@ mod tests {
         let text = std::fs::read_to_string(&s.path).unwrap();
         assert!(text.starts_with("#varta-audit\tv1\tseq"));
         assert_eq!(text.lines().count(), 1 + 1 + 10 + 1);
-        let v = verify::verify_files(&[s.path.clone()]).unwrap();
+        let v = verify::verify_files(std::slice::from_ref(&s.path)).unwrap();
         assert_eq!((v.first_seq, v.last_seq, v.records), (1, 12, 12));
         assert!(text.lines().nth(1).unwrap().contains("\tboot\t"));
     }
@@ -435,7 +442,7 @@ mod tests {
         assert!(boot2.contains("torn last line (17 bytes)"), "{boot2}");
         assert!(boot2.contains("without a stop record"), "{boot2}");
         assert!(boot2.contains("resumed after seq 2"), "{boot2}");
-        let v = verify::verify_files(&[s.path.clone()]).unwrap();
+        let v = verify::verify_files(std::slice::from_ref(&s.path)).unwrap();
         assert_eq!(v.last_seq, 5);
     }
 
@@ -453,7 +460,11 @@ mod tests {
             .map(|n| rotated(&s.path, n))
             .filter(|p| p.exists())
             .collect();
-        assert_eq!(files.len(), GENERATIONS as usize, "oldest generations dropped");
+        assert_eq!(
+            files.len(),
+            GENERATIONS as usize,
+            "oldest generations dropped"
+        );
         files.push(s.path.clone());
         let v = verify::verify_files(&files).unwrap();
         assert_eq!(v.last_seq, log.seq());

@@ -234,7 +234,8 @@ pub fn parse(line: &str) -> Result<Record, ParseError> {
             .parse()
             .map_err(|_| ParseError(format!("{} is not a number: {:?}", COLUMNS[i], cols[i])))
     };
-    let kind = Kind::parse(cols[3]).ok_or_else(|| ParseError(format!("unknown kind {:?}", cols[3])))?;
+    let kind =
+        Kind::parse(cols[3]).ok_or_else(|| ParseError(format!("unknown kind {:?}", cols[3])))?;
     Ok(Record {
         seq: num(0)?,
         wall_ms: num(1)?,
@@ -266,7 +267,11 @@ mod tests {
     fn round_trip_and_hash() {
         let (line, hash) = format(7, 1_700_000_000_000, 123_456_789, &entry(), &GENESIS);
         assert!(line.ends_with('\n'));
-        assert_eq!(line.matches('\t').count(), 10, "escaped fields keep 11 columns");
+        assert_eq!(
+            line.matches('\t').count(),
+            10,
+            "escaped fields keep 11 columns"
+        );
         let r = parse(line.trim_end_matches('\n')).unwrap();
         assert_eq!(r.seq, 7);
         assert_eq!(r.mono_ns, 123_456_789);

@@ -102,7 +102,11 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, Broken> {
             match state {
                 None => {
                     if r.seq == 1 && r.prev != GENESIS {
-                        return Err(broken(n, seq, "first record does not start the chain".into()));
+                        return Err(broken(
+                            n,
+                            seq,
+                            "first record does not start the chain".into(),
+                        ));
                     }
                     if r.seq == 0 {
                         return Err(broken(n, seq, "sequence numbers start at 1".into()));
@@ -156,7 +160,10 @@ pub fn run(files: &[PathBuf]) -> i32 {
             let anchor = if v.anchor == GENESIS {
                 "from the start of the chain".to_string()
             } else {
-                format!("anchored at prev {} (older files rotated away)", hex(&v.anchor))
+                format!(
+                    "anchored at prev {} (older files rotated away)",
+                    hex(&v.anchor)
+                )
             };
             println!(
                 "OK: {} records, seq {}..{}, {}; head {}",

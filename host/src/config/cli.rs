@@ -182,7 +182,11 @@ where
             let mut it = operands.into_iter();
             match it.next().and_then(|v| v.into_string().ok()).as_deref() {
                 Some("verify") => {}
-                _ => return Err(ConfigError("usage: varta-watch audit verify FILE...".into())),
+                _ => {
+                    return Err(ConfigError(
+                        "usage: varta-watch audit verify FILE...".into(),
+                    ))
+                }
             }
             let files: Vec<PathBuf> = it.map(PathBuf::from).collect();
             if files.is_empty() {
@@ -412,9 +416,9 @@ fn finish(s: &Settings) -> Result<(), ConfigError> {
         ))
     })?;
     for r in &s.rules {
-        r.policy(&s.recovery.policy).validate().map_err(|e| {
-            ConfigError(format!("agent rule {}: recovery policy: {e}", r.label()))
-        })?;
+        r.policy(&s.recovery.policy)
+            .validate()
+            .map_err(|e| ConfigError(format!("agent rule {}: recovery policy: {e}", r.label())))?;
     }
     if let Some(a) = &s.audit {
         if a.path.as_os_str().is_empty() {
@@ -504,11 +508,61 @@ mod tests {
             .unwrap_err()
             .0
             .contains("--prom-token-file"));
-        assert!(run(&["--recovery-exec", "x"])
+        assert!(run(&["--recovery-exec", "'unterminated"])
             .unwrap_err()
             .0
-            .contains("not available"));
+            .starts_with("--recovery-exec: unterminated"));
         assert!(run(&["--tracker-capacity", "0"]).is_err());
+        let e = run(&[
+            "--recovery-budget",
+            "5",
+            "--recovery-debounce-ms",
+            "1000",
+            "--recovery-window-ms",
+            "2000",
+        ])
+        .unwrap_err()
+        .0;
+        assert!(e.contains("budget could never bind"), "{e}");
+        assert!(run(&["--recovery-audit-sync-every", "0"]).is_err());
+        let e = run(&["--recovery-audit-max-bytes", "10"]).unwrap_err().0;
+        assert!(e.contains("without --recovery-audit-file"), "{e}");
+    }
+
+    #[test]
+    fn recovery_flags() {
+        let s = run(&[
+            "--recovery-exec",
+            "/usr/bin/restart --fast",
+            "--recovery-debounce-ms",
+            "5000",
+            "--recovery-timeout-ms",
+            "3000",
+            "--recovery-allow-udp",
+            "--recovery-audit-file",
+            "/var/lib/varta/audit.tsv",
+            "--recovery-audit-sync-every",
+            "8",
+        ])
+        .unwrap();
+        let r = &s.recovery;
+        assert_eq!(
+            r.exec.as_deref().unwrap(),
+            ["/usr/bin/restart", "--fast", "{pid}"]
+        );
+        assert_eq!(r.policy.debounce, Duration::from_millis(5000));
+        assert_eq!(r.policy.timeout, Duration::from_millis(3000));
+        assert!(r.allow_udp);
+        let a = s.audit.unwrap();
+        assert_eq!(a.path, Path::new("/var/lib/varta/audit.tsv"));
+        assert_eq!(a.sync.every, 8);
+        assert_eq!(a.max_bytes, DEFAULT_AUDIT_MAX_BYTES);
+        match parse(["audit", "verify", "a.1", "a"], &env()).unwrap() {
+            Command::AuditVerify { files } => assert_eq!(files, [Path::new("a.1"), Path::new("a")]),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(["audit"], &env()).is_err());
+        assert!(parse(["audit", "verify"], &env()).is_err());
     }
 
     #[test]

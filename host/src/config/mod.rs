@@ -385,7 +385,10 @@ fn apply_recovery(
         || o.audit_sync_every.is_some()
         || o.audit_sync_interval_ms.is_some()
     {
-        return Err(e("audit_file", "audit_* settings given without audit_file".into()));
+        return Err(e(
+            "audit_file",
+            "audit_* settings given without audit_file".into(),
+        ));
     }
     Ok(())
 }
@@ -395,8 +398,7 @@ pub fn parse_user(s: &str) -> Result<(u32, u32), String> {
     if let Ok(u) = s.parse() {
         return Ok((u, u));
     }
-    let text =
-        std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    let text = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();

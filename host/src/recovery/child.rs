@@ -159,7 +159,8 @@ impl RunningChild {
         }
         // Keep at most MAX_LINE bytes of an unfinished line; the rest of it is cut.
         let room = MAX_LINE.saturating_sub(self.partial.len());
-        self.partial.extend_from_slice(&data[..data.len().min(room)]);
+        self.partial
+            .extend_from_slice(&data[..data.len().min(room)]);
     }
 
     fn log_line(&mut self, line: &[u8]) {

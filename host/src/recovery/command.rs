@@ -121,7 +121,12 @@ pub fn render(template: &[String], v: &Vars<'_>) -> Vec<String> {
 /// The environment a recovery command gets: the allow-listed variables from `source` (with
 /// a safe `PATH` when there is none), plus `VARTA_PID`, `VARTA_NAME`, `VARTA_STATUS` and
 /// `VARTA_ATTEMPT`.
-pub fn environment<I>(allow: &[String], source: I, v: &Vars<'_>, attempt: u16) -> Vec<(OsString, OsString)>
+pub fn environment<I>(
+    allow: &[String],
+    source: I,
+    v: &Vars<'_>,
+    attempt: u16,
+) -> Vec<(OsString, OsString)>
 where
     I: IntoIterator<Item = (OsString, OsString)>,
 {
@@ -187,7 +192,10 @@ mod tests {
                 status: "stall",
             },
         );
-        assert_eq!(out, v(&["kill", "-TERM", "42", "--why=stall", "a b; rm -rf /"]));
+        assert_eq!(
+            out,
+            v(&["kill", "-TERM", "42", "--why=stall", "a b; rm -rf /"])
+        );
     }
 
     #[test]
@@ -207,7 +215,14 @@ mod tests {
         let keys: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
         assert_eq!(
             keys,
-            ["PATH", "TZ", "VARTA_ATTEMPT", "VARTA_NAME", "VARTA_PID", "VARTA_STATUS"]
+            [
+                "PATH",
+                "TZ",
+                "VARTA_ATTEMPT",
+                "VARTA_NAME",
+                "VARTA_PID",
+                "VARTA_STATUS"
+            ]
         );
         assert!(env.contains(&("VARTA_ATTEMPT".into(), "2".into())));
         let env = environment(&v(&["PATH"]), Vec::new(), &vars, 1);

@@ -416,7 +416,13 @@ impl Recovery {
                 let outcome = ChildOutcome::SpawnFailed {
                     errno: e.raw_os_error().unwrap_or(0),
                 };
-                log::error!("{} on {}: {} {}", label, trigger.as_str(), argv_text, describe(outcome));
+                log::error!(
+                    "{} on {}: {} {}",
+                    label,
+                    trigger.as_str(),
+                    argv_text,
+                    describe(outcome)
+                );
                 Report {
                     event: Event::RecoveryDone {
                         pid: a.pid,
@@ -468,7 +474,12 @@ impl Recovery {
                 continue;
             }
             let p = &j.policy;
-            match varta_core::policy::recovery::child_step(p, j.child.started, j.child.term_sent, now) {
+            match varta_core::policy::recovery::child_step(
+                p,
+                j.child.started,
+                j.child.term_sent,
+                now,
+            ) {
                 varta_core::policy::recovery::ChildStep::WaitUntil(t) => j.next_at = Some(t),
                 varta_core::policy::recovery::ChildStep::Terminate { next } => {
                     log::warn!(
@@ -540,9 +551,19 @@ impl Recovery {
             j.child.bytes_read
         );
         if outcome.succeeded() {
-            log::info!("recovery for {} ({}): command {}", j.name, j.agent_pid, detail);
+            log::info!(
+                "recovery for {} ({}): command {}",
+                j.name,
+                j.agent_pid,
+                detail
+            );
         } else {
-            log::warn!("recovery for {} ({}): command {}", j.name, j.agent_pid, detail);
+            log::warn!(
+                "recovery for {} ({}): command {}",
+                j.name,
+                j.agent_pid,
+                detail
+            );
         }
         let child = j.child.pid();
         Report {
@@ -586,5 +607,127 @@ impl Recovery {
             out.extend(self.reap(clock()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(allow_udp: bool) -> Recovery {
+        Recovery::new(RecoverySettings {
+            exec: Some(vec!["/bin/true".into()]),
+            allow_udp,
+            ..RecoverySettings::default()
+        })
+    }
+
+    fn view<'a>(rule: Option<&'a AgentRule>, trusted: bool, start: Option<u64>) -> AgentView<'a> {
+        AgentView {
+            pid: 4242,
+            name: "modem",
+            rule,
+            start_time: start,
+            trusted,
+        }
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn kinds(r: &[Report]) -> Vec<&'static str> {
+        r.iter().map(|r| r.event.kind()).collect()
+    }
+
+    fn reap_all(r: &mut Recovery) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while r.running() > 0 && std::time::Instant::now() < end {
+            r.reap(at(0));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(r.running(), 0);
+    }
+
+    #[test]
+    fn untrusted_and_unidentified_agents_are_refused() {
+        let mut r = runner(false);
+        let out = r.trigger(&view(None, false, None), Trigger::Stall, |_| Ok(1), at(0));
+        assert!(matches!(
+            out[0].event,
+            Event::RecoveryRefused {
+                reason: RefuseReason::Untrusted,
+                ..
+            }
+        ));
+        assert_eq!(out[0].audit.kind, Kind::Refused);
+        let out = r.trigger(&view(None, true, None), Trigger::Stall, |_| Ok(1), at(0));
+        assert!(matches!(
+            out[0].event,
+            Event::RecoveryRefused {
+                reason: RefuseReason::UnknownIdentity,
+                ..
+            }
+        ));
+        let out = r.trigger(&view(None, true, Some(7)), Trigger::Stall, |_| Ok(8), at(0));
+        assert!(matches!(
+            out[0].event,
+            Event::RecoveryRefused {
+                reason: RefuseReason::PidReused,
+                ..
+            }
+        ));
+        assert_eq!(r.counters.refused, 3);
+        assert_eq!(r.counters.spawned, 0);
+        // Opted in: UDP agents are acted on.
+        let mut r = runner(true);
+        let out = r.trigger(&view(None, false, None), Trigger::Stall, |_| Ok(1), at(0));
+        assert_eq!(kinds(&out), ["recovery_spawn"]);
+        reap_all(&mut r);
+    }
+
+    #[test]
+    fn a_gone_process_does_not_block_recovery() {
+        let mut r = runner(false);
+        let gone = |_| Err(io::Error::from_raw_os_error(2));
+        let out = r.trigger(&view(None, true, Some(7)), Trigger::Stall, gone, at(0));
+        assert_eq!(kinds(&out), ["recovery_spawn"]);
+        reap_all(&mut r);
+    }
+
+    #[test]
+    fn triggers_follow_the_rule() {
+        let mut r = runner(false);
+        let plain = AgentRule {
+            name: Some("modem".into()),
+            ..AgentRule::empty()
+        };
+        let v = view(Some(&plain), true, Some(7));
+        assert!(r.trigger(&v, Trigger::Exited, |_| Ok(7), at(0)).is_empty());
+        assert!(r
+            .trigger(&v, Trigger::Critical, |_| Ok(7), at(0))
+            .is_empty());
+        let strict = AgentRule {
+            required: true,
+            recover_on_critical: true,
+            ..plain.clone()
+        };
+        let v = view(Some(&strict), true, Some(7));
+        assert_eq!(
+            kinds(&r.trigger(&v, Trigger::Exited, |_| Ok(7), at(0))),
+            ["recovery_spawn"]
+        );
+        reap_all(&mut r);
+        assert_eq!(
+            kinds(&r.trigger(&v, Trigger::Critical, |_| Ok(7), at(5000))),
+            ["recovery_spawn"]
+        );
+        reap_all(&mut r);
+        // Nothing configured at all: nothing happens.
+        let mut none = Recovery::new(RecoverySettings::default());
+        assert!(none
+            .trigger(&v, Trigger::Stall, |_| Ok(7), at(0))
+            .is_empty());
+        assert!(!none.enabled(&[plain]));
     }
 }

@@ -52,7 +52,8 @@ fn main() {
             .open(&path)
             .expect("open probe log");
         // One write per record so concurrent probes do not interleave.
-        f.write_all(format!("{rec}\n").as_bytes()).expect("write probe log");
+        f.write_all(format!("{rec}\n").as_bytes())
+            .expect("write probe log");
     }
     println!("probe started");
     eprintln!("probe stderr line");
