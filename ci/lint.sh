@@ -9,7 +9,7 @@ need_component clippy
 need_apt shellcheck shellcheck
 
 cargo fmt --all --check
-for m in core/fuzz/Cargo.toml ci/nostd/Cargo.toml; do
+for m in core/fuzz/Cargo.toml host/fuzz/Cargo.toml ci/nostd/Cargo.toml; do
     cargo fmt --manifest-path "$m" --check
 done
 cargo clippy --workspace --all-targets -- -D warnings
@@ -17,6 +17,7 @@ for f in defmt log small-crc; do
     cargo clippy -p core --all-targets --features "$f" -- -D warnings
 done
 cargo clippy --manifest-path core/fuzz/Cargo.toml --all-targets -- -D warnings
+cargo clippy --manifest-path host/fuzz/Cargo.toml --all-targets -- -D warnings
 cargo clippy --manifest-path ci/nostd/Cargo.toml -- -D warnings
 shellcheck -x ci/*.sh .ci/run
 echo "lint: ok"

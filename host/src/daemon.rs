@@ -555,13 +555,19 @@ impl<const N: usize> Daemon<N> {
     }
 
     fn board_at(&self, now: Instant) -> StatusBoard {
-        StatusBoard::collect(
+        let mut b = StatusBoard::collect(
             &self.observer,
             &self.stats,
             &self.pidwatch,
             now,
             self.started,
-        )
+        );
+        b.recovery = crate::status::RecoveryStats {
+            counters: self.recovery.counters.clone(),
+            running: self.recovery.running(),
+            audit: self.audit.as_ref().map(|a| (a.records, a.errors)),
+        };
+        b
     }
 
     fn reload(&mut self) {

@@ -51,6 +51,19 @@ pub struct StatusBoard {
     pub capacity: usize,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// Recovery runner and audit log.
+    pub recovery: RecoveryStats,
+}
+
+/// Recovery and audit counters.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryStats {
+    /// The runner's counters.
+    pub counters: crate::recovery::Counters,
+    /// Commands running now.
+    pub running: usize,
+    /// Audit records appended, write/sync errors (None: no audit log).
+    pub audit: Option<(u64, u64)>,
 }
 
 fn state_str(s: AgentState) -> &'static str {
@@ -106,6 +119,7 @@ impl StatusBoard {
             pidfds: pids.len(),
             capacity: N,
             uptime_s: now.saturating_since(started).as_secs(),
+            recovery: RecoveryStats::default(),
         }
     }
 
@@ -151,6 +165,20 @@ impl StatusBoard {
                 "rejected": rejected,
                 "pidfds": self.pidfds,
                 "loop_iterations": self.loop_stats.iterations,
+            },
+            "recovery": {
+                "spawned": self.recovery.counters.spawned,
+                "succeeded": self.recovery.counters.succeeded,
+                "failed": self.recovery.counters.failed,
+                "timed_out": self.recovery.counters.timed_out,
+                "spawn_failed": self.recovery.counters.spawn_failed,
+                "refused": self.recovery.counters.refused,
+                "folded": self.recovery.counters.folded,
+                "escalated": self.recovery.counters.escalated,
+                "gave_up": self.recovery.counters.gave_up,
+                "running": self.recovery.running,
+                "audit_records": self.recovery.audit.map(|a| a.0),
+                "audit_errors": self.recovery.audit.map(|a| a.1),
             }
         })
     }

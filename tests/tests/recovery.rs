@@ -156,6 +156,14 @@ fn stall_runs_the_command_with_its_arguments_and_a_clean_environment() {
     assert_eq!(r["cwd"], "/");
     assert_eq!(r["pgid"], r["pid"], "own process group");
 
+    let st = obs.status_json();
+    let rec = &st["recovery"];
+    assert_eq!(
+        (rec["spawned"].as_u64(), rec["succeeded"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+    assert_eq!(rec["audit_records"], 3, "boot, spawn, complete: {st}");
     drop(a);
     obs.stop();
     let recs = audit_records(&audit);

@@ -150,6 +150,64 @@ pub fn render(b: &StatusBoard) -> String {
         head(&mut s, name, "counter", help);
         let _ = writeln!(s, "{name} {v}");
     }
+    let c = &b.recovery.counters;
+    head(
+        &mut s,
+        "varta_recovery_commands_total",
+        "counter",
+        "Recovery and escalation commands, by outcome.",
+    );
+    for (outcome, v) in [
+        ("succeeded", c.succeeded),
+        ("failed", c.failed),
+        ("timed_out", c.timed_out),
+        ("spawn_failed", c.spawn_failed),
+    ] {
+        let _ = writeln!(
+            s,
+            "varta_recovery_commands_total{{outcome=\"{outcome}\"}} {v}"
+        );
+    }
+    head(
+        &mut s,
+        "varta_recovery_decisions_total",
+        "counter",
+        "Recovery triggers not run: refused for safety, folded (debounce or running), budget spent.",
+    );
+    for (decision, v) in [
+        ("refused", c.refused),
+        ("folded", c.folded),
+        ("escalated", c.escalated),
+        ("gave_up", c.gave_up),
+    ] {
+        let _ = writeln!(
+            s,
+            "varta_recovery_decisions_total{{decision=\"{decision}\"}} {v}"
+        );
+    }
+    head(
+        &mut s,
+        "varta_recovery_running",
+        "gauge",
+        "Recovery commands running now.",
+    );
+    let _ = writeln!(s, "varta_recovery_running {}", b.recovery.running);
+    if let Some((records, errors)) = b.recovery.audit {
+        head(
+            &mut s,
+            "varta_audit_records_total",
+            "counter",
+            "Audit records appended.",
+        );
+        let _ = writeln!(s, "varta_audit_records_total {records}");
+        head(
+            &mut s,
+            "varta_audit_errors_total",
+            "counter",
+            "Audit log write or fdatasync failures (records are kept and retried).",
+        );
+        let _ = writeln!(s, "varta_audit_errors_total {errors}");
+    }
     let l = &b.loop_stats;
     head(
         &mut s,
@@ -230,6 +288,9 @@ mod tests {
             transport: "unix",
         });
         b.rejected.push(("bad_crc", 3));
+        b.recovery.counters.succeeded = 5;
+        b.recovery.counters.refused = 2;
+        b.recovery.audit = Some((9, 0));
         b.loop_stats.busy_hist[0] = 4;
         b.loop_stats.busy_hist[8] = 1;
         let t = render(&b);
@@ -239,6 +300,9 @@ mod tests {
         );
         assert!(t.contains("varta_agent_silence_seconds{pid=\"42\",name=\"mo\\\"dem\"} 1.500\n"));
         assert!(t.contains("varta_rejected_total{reason=\"bad_crc\"} 3\n"));
+        assert!(t.contains("varta_recovery_commands_total{outcome=\"succeeded\"} 5\n"));
+        assert!(t.contains("varta_recovery_decisions_total{decision=\"refused\"} 2\n"));
+        assert!(t.contains("varta_audit_records_total 9\n"));
         assert!(t.contains("varta_agents{state=\"healthy\"} 1\n"));
         assert!(
             t.contains("varta_loop_busy_seconds_bucket{le=\"0.00001\"} 4\n"),

@@ -16,6 +16,10 @@ pub const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 /// Split a command string into words following the quoting rules above.
 pub fn split(s: &str) -> Result<Vec<String>, String> {
+    // An argv cannot carry NUL bytes (exec would cut the argument there), quoted or not.
+    if s.contains('\0') {
+        return Err("NUL byte in command".into());
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -63,7 +67,6 @@ pub fn split(s: &str) -> Result<Vec<String>, String> {
                     None => return Err("trailing backslash".into()),
                 }
             }
-            '\0' => return Err("NUL byte in command".into()),
             c => {
                 in_word = true;
                 cur.push(c);
@@ -167,6 +170,7 @@ mod tests {
         assert!(split("a\\").is_err());
         assert!(split("   ").is_err());
         assert!(split("a\0b").is_err());
+        assert!(split("'a\0b'").is_err(), "not even quoted");
     }
 
     #[test]
