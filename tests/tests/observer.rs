@@ -475,3 +475,68 @@ fn metrics_served_without_blocking_the_loop() {
         .wait_row(T, |r| r.kind == "beat" && r.pid == me && r.nonce == "4")
         .is_some());
 }
+
+#[test]
+fn sighup_reloads_rules_keeps_agents_and_survives_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("varta.toml");
+    std::fs::write(&cfg, "[[agent]]\nname = \"varta-test-agent\"\n").unwrap();
+    let obs = Observer::start(watch(), &["--config", cfg.to_str().unwrap()]);
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--interval-ms", "20", "--duration-ms", "30000"],
+    );
+    let pid = a.pid();
+    let agent = |obs: &Observer| {
+        obs.status_json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["pid"] == pid)
+            .cloned()
+    };
+    let before = wait_until(|| agent(&obs).filter(|x| x["beats"].as_u64() > Some(5)));
+    assert_eq!(before["name"], "varta-test-agent");
+    let hup = |obs: &Observer| {
+        let p = rustix::process::Pid::from_child(&obs.child);
+        rustix::process::kill_process(p, rustix::process::Signal::HUP).unwrap();
+    };
+    std::fs::write(
+        &cfg,
+        "[[agent]]\ncomm = \"varta-test-agen\"\nname = \"renamed\"\nthreshold_ms = 750\n",
+    )
+    .unwrap();
+    hup(&obs);
+    let after = wait_until(|| agent(&obs).filter(|x| x["name"] == "renamed"));
+    assert_eq!(after["threshold_ms"], 750);
+    assert!(
+        after["beats"].as_u64() >= before["beats"].as_u64(),
+        "tracked state kept: {before} -> {after}"
+    );
+    // A broken file: the old rules stay and the observer keeps running.
+    std::fs::write(&cfg, "[[agent]]\nname = \"x\"\nbogus = 1\n").unwrap();
+    hup(&obs);
+    std::thread::sleep(Duration::from_millis(300));
+    let still = agent(&obs).expect("agent still tracked");
+    assert_eq!(still["name"], "renamed");
+    assert_eq!(still["threshold_ms"], 750);
+    assert!(
+        obs.rows_of("register")
+            .iter()
+            .filter(|r| r.pid == pid)
+            .count()
+            == 1
+    );
+}
+
+fn wait_until<V>(mut f: impl FnMut() -> Option<V>) -> V {
+    let end = Instant::now() + T;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "condition not met within {T:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

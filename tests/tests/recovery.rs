@@ -341,6 +341,54 @@ fn overrunning_commands_get_sigterm_then_sigkill() {
     }
 }
 
+#[test]
+fn commands_run_as_the_configured_user_in_the_configured_directory() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: changing the command's user needs root");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    // The unprivileged command must be able to write its record.
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = scratch.path().join("probe.log");
+    let cfg = scratch.path().join("user.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[observer]\nrecovery_user = \"65534\"\nrecovery_cwd = \"{}\"\nrecovery_exec = {}\n",
+            scratch.path().display(),
+            toml_list(&[probe(), "--log", log.to_str().unwrap()])
+        ),
+    )
+    .unwrap();
+    let obs = Observer::start(
+        watch(),
+        &["--config", cfg.to_str().unwrap(), "--threshold-ms", "20000"],
+    );
+    let a = Agent::start(
+        agent_bin(),
+        &obs.socket,
+        &["--beats", "1", "--after", "terminal"],
+    );
+    let pid = a.pid();
+    let done = obs
+        .wait_row(T, |r| r.kind == "recovery_done" && r.pid == pid)
+        .expect("completed");
+    assert_eq!(
+        (done.status.as_str(), done.payload.as_str()),
+        ("exited", "0")
+    );
+    let runs = probe_runs(&log);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["uid"], 65534);
+    assert_eq!(runs[0]["gid"], 65534);
+    assert_eq!(runs[0]["cwd"], scratch.path().display().to_string());
+}
+
 /// Fork `cmd` so that it gets `pid` (root only: steers the kernel's next pid through
 /// /proc/sys/kernel/ns_last_pid; retried because other processes fork too).
 fn spawn_with_pid(pid: u32) -> Option<std::process::Child> {

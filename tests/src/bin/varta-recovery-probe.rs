@@ -45,6 +45,8 @@ fn main() {
             "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
             "pid": std::process::id(),
             "pgid": rustix::process::getpgrp().as_raw_nonzero().get(),
+            "uid": rustix::process::getuid().as_raw(),
+            "gid": rustix::process::getgid().as_raw(),
         });
         let mut f = std::fs::OpenOptions::new()
             .create(true)
