@@ -355,13 +355,16 @@ fn commands_run_as_the_configured_user_in_the_configured_directory() {
     )
     .unwrap();
     let log = scratch.path().join("probe.log");
+    // A copy the unprivileged user can reach (the build directory may be under /root).
+    let probe_copy = scratch.path().join("probe");
+    std::fs::copy(probe(), &probe_copy).unwrap();
     let cfg = scratch.path().join("user.toml");
     std::fs::write(
         &cfg,
         format!(
             "[observer]\nrecovery_user = \"65534\"\nrecovery_cwd = \"{}\"\nrecovery_exec = {}\n",
             scratch.path().display(),
-            toml_list(&[probe(), "--log", log.to_str().unwrap()])
+            toml_list(&[probe_copy.to_str().unwrap(), "--log", log.to_str().unwrap()])
         ),
     )
     .unwrap();
@@ -487,7 +490,7 @@ fn bad_commands_never_stall_the_observer() {
     .unwrap();
     let obs = Observer::start(
         watch(),
-        &["--config", cfg.to_str().unwrap(), "--threshold-ms", "400"],
+        &["--config", cfg.to_str().unwrap(), "--threshold-ms", "1000"],
     );
     let good = Agent::start(
         agent_bin(),
