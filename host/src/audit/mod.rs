@@ -59,6 +59,20 @@ pub struct AuditSettings {
     pub sync: SyncPolicy,
 }
 
+impl AuditSettings {
+    /// `path` with the default rotation size and sync policy.
+    pub fn new(path: PathBuf) -> Self {
+        AuditSettings {
+            path,
+            max_bytes: DEFAULT_MAX_BYTES,
+            sync: SyncPolicy::default(),
+        }
+    }
+}
+
+/// Default rotation size.
+pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
+
 /// The open log.
 #[derive(Debug)]
 pub struct AuditLog {

@@ -400,11 +400,8 @@ fn read_exec_file(path: &str) -> Result<Vec<String>, String> {
 
 /// The audit settings, created with defaults on first use (the path is set by the caller).
 fn audit_mut(s: &mut Settings) -> &mut crate::audit::AuditSettings {
-    s.audit.get_or_insert_with(|| crate::audit::AuditSettings {
-        path: PathBuf::new(),
-        max_bytes: DEFAULT_AUDIT_MAX_BYTES,
-        sync: crate::audit::SyncPolicy::default(),
-    })
+    s.audit
+        .get_or_insert_with(|| crate::audit::AuditSettings::new(PathBuf::new()))
 }
 
 /// Checks that need every setting: recovery policies that cannot work, audit options

@@ -126,7 +126,7 @@ pub struct Settings {
 }
 
 /// Default audit log rotation size.
-pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 16 << 20;
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = crate::audit::DEFAULT_MAX_BYTES;
 
 impl Settings {
     /// Defaults for this environment.
@@ -360,11 +360,9 @@ fn apply_recovery(
         r.recover_on_exit = v;
     }
     if let Some(p) = &o.audit_file {
-        let a = s.audit.get_or_insert_with(|| crate::audit::AuditSettings {
-            path: p.clone(),
-            max_bytes: DEFAULT_AUDIT_MAX_BYTES,
-            sync: crate::audit::SyncPolicy::default(),
-        });
+        let a = s
+            .audit
+            .get_or_insert_with(|| crate::audit::AuditSettings::new(p.clone()));
         a.path = p.clone();
         if let Some(v) = o.audit_max_bytes {
             a.max_bytes = v;

@@ -21,7 +21,8 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use varta_core::event::Event;
 use varta_core::policy::recovery::{
-    ChildOutcome, Decision, RecoveryPolicy, RecoveryState, RefuseReason, Trigger,
+    child_step, ChildOutcome, ChildStep, Decision, RecoveryPolicy, RecoveryState, RefuseReason,
+    Trigger,
 };
 use varta_core::time::{Duration, Instant};
 
@@ -474,14 +475,9 @@ impl Recovery {
                 continue;
             }
             let p = &j.policy;
-            match varta_core::policy::recovery::child_step(
-                p,
-                j.child.started,
-                j.child.term_sent,
-                now,
-            ) {
-                varta_core::policy::recovery::ChildStep::WaitUntil(t) => j.next_at = Some(t),
-                varta_core::policy::recovery::ChildStep::Terminate { next } => {
+            match child_step(p, j.child.started, j.child.term_sent, now) {
+                ChildStep::WaitUntil(t) => j.next_at = Some(t),
+                ChildStep::Terminate { next } => {
                     log::warn!(
                         "recovery for {} ({}): command pid {} still running after {}; SIGTERM",
                         j.name,
@@ -492,7 +488,7 @@ impl Recovery {
                     j.child.stop(false);
                     j.next_at = Some(next);
                 }
-                varta_core::policy::recovery::ChildStep::Kill => {
+                ChildStep::Kill => {
                     log::warn!(
                         "recovery for {} ({}): command pid {} ignored SIGTERM for {}; SIGKILL",
                         j.name,
