@@ -17,6 +17,7 @@ use crate::recovery::{AgentView, Recovery, Report};
 use crate::sdnotify::Notifier;
 use crate::signals::Signals;
 use crate::status::StatusBoard;
+use crate::supervisor::{AgentInfo, Notice, Supervisor};
 use crate::timer::Timer;
 use rustix::event::epoll;
 use std::io;
@@ -24,6 +25,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use varta_core::event::Event;
+use varta_core::policy::rate::RateLimit;
 use varta_core::policy::recovery::Trigger;
 use varta_core::time::{ClockSource, Duration, Instant};
 use varta_core::tracker::{Tracker, TrackerConfig};
@@ -61,6 +63,47 @@ pub struct RunConfig {
     pub recovery: crate::recovery::RecoverySettings,
     /// Audit log (None: off).
     pub audit: Option<crate::audit::AuditSettings>,
+}
+
+impl RunConfig {
+    /// Resolve parsed settings (flags over the config file over defaults).
+    pub fn from_settings(s: crate::config::Settings) -> RunConfig {
+        let mut tracker = TrackerConfig::new(s.threshold);
+        tracker.agent_rate = RateLimit::new(s.agent_rate.0, s.agent_rate.1.max(1));
+        tracker.global_rate = RateLimit::new(s.global_rate, s.global_rate.max(1));
+        RunConfig {
+            bind: BindOptions {
+                mode: s.socket_mode,
+                group: s.socket_group,
+                ..BindOptions::default()
+            },
+            socket: s.socket,
+            control_socket: s.control_socket,
+            udp: s.udp,
+            threshold: s.threshold,
+            tracker,
+            clock: s.clock_source,
+            rules: s.rules,
+            config_file: s.config_file,
+            allow: Allowlist {
+                own_uid: rustix::process::geteuid().as_raw(),
+                uids: s.allow_uids,
+                gids: s.allow_gids,
+            },
+            pidfd_limit: s.pidfd_limit,
+            shutdown_after: s.shutdown_after,
+            outputs: crate::export::OutputConfig {
+                export_file: s.export_file,
+                export_max_bytes: s.export_max_bytes,
+                prom_addr: s.prom_addr,
+                prom_token_file: s.prom_token_file,
+                metrics_file: s.metrics_file,
+                metrics_interval: s.metrics_interval,
+            },
+            recovery: s.recovery,
+            audit: s.audit,
+        }
+    }
 }
 
 /// Loop statistics exported as metrics.
@@ -101,8 +144,9 @@ pub enum Exit {
     Timeout,
 }
 
-/// The running observer.
-pub struct Daemon<const N: usize> {
+/// The running observer, with an optional [`Supervisor`] (the embedded frontend's
+/// hardware watchdog and LED; `()` on the host).
+pub struct Daemon<const N: usize, S: Supervisor = ()> {
     cfg: RunConfig,
     clock: OsClock,
     epoll: std::os::fd::OwnedFd,
@@ -119,6 +163,8 @@ pub struct Daemon<const N: usize> {
     audit: Option<AuditLog>,
     stats: LoopStats,
     started: Instant,
+    supervisor: S,
+    notices: Vec<Notice>,
     next_sd_watchdog: Option<Instant>,
     shutdown_at: Option<Instant>,
 }
@@ -132,11 +178,19 @@ fn add(
     epoll::add(ep, fd, epoll::EventData::new_u64(tok), flags).map_err(io::Error::from)
 }
 
-impl<const N: usize> Daemon<N> {
+impl<const N: usize> Daemon<N, ()> {
     /// Set everything up: listeners first (so a second observer fails fast), then timers.
-    pub fn new(
+    pub fn new(cfg: RunConfig, tracker: MutexGuard<'static, Tracker<N>>) -> Result<Self, String> {
+        Self::with_supervisor(cfg, tracker, ())
+    }
+}
+
+impl<const N: usize, S: Supervisor> Daemon<N, S> {
+    /// [`Daemon::new`] with a supervisor, told the rules before the first wake-up.
+    pub fn with_supervisor(
         cfg: RunConfig,
         mut tracker: MutexGuard<'static, Tracker<N>>,
+        mut supervisor: S,
     ) -> Result<Self, String> {
         tracker.reconfigure(cfg.tracker);
         let clock = OsClock::new(cfg.clock);
@@ -185,7 +239,10 @@ impl<const N: usize> Daemon<N> {
         if recovery.enabled(&cfg.rules) && audit.is_none() {
             log::info!("recovery commands configured without --recovery-audit-file: no audit log");
         }
+        supervisor.set_rules(&cfg.rules, now);
         Ok(Daemon {
+            supervisor,
+            notices: Vec::new(),
             recovery,
             audit,
             next_sd_watchdog: notifier.watchdog_interval().map(|_| now),
@@ -221,6 +278,7 @@ impl<const N: usize> Daemon<N> {
             self.audit.as_ref().and_then(|a| a.next_due()),
             self.next_sd_watchdog,
             self.shutdown_at,
+            self.supervisor.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -389,6 +447,8 @@ impl<const N: usize> Daemon<N> {
             c.expire(now);
         }
         self.recovery.on_due(now);
+        self.supervisor.on_due(now, &mut self.notices);
+        self.flush_notices(now);
         if let Some(a) = &mut self.audit {
             a.on_due(now);
         }
@@ -419,6 +479,7 @@ impl<const N: usize> Daemon<N> {
             }
             _ => {}
         }
+        self.tell_supervisor(e, now);
         let meta = e.pid().and_then(|p| self.observer.meta(p));
         self.outputs.event(e, meta, now);
         let trigger = match *e {
@@ -478,9 +539,37 @@ impl<const N: usize> Daemon<N> {
                     self.observer.note_recovery(pid);
                 }
             }
+            self.tell_supervisor(&r.event, now);
             let meta = r.event.pid().and_then(|p| self.observer.meta(p));
             self.outputs.event(&r.event, meta, now);
         }
+    }
+
+    fn tell_supervisor(&mut self, e: &Event, now: Instant) {
+        let info = e.pid().and_then(|pid| {
+            self.observer.meta(pid).map(|m| AgentInfo {
+                pid,
+                name: &m.name,
+                rule: m.rule.and_then(|i| self.observer.rules().get(i)),
+            })
+        });
+        self.supervisor.on_event(e, info, now);
+    }
+
+    /// Audit, then export, what the supervisor reported (same order as recovery reports).
+    fn flush_notices(&mut self, now: Instant) {
+        let notices = std::mem::take(&mut self.notices);
+        for n in &notices {
+            if let (Some(a), Some(entry)) = (&mut self.audit, &n.audit) {
+                a.append(entry, now);
+            }
+            if let Some(e) = &n.event {
+                let meta = e.pid().and_then(|p| self.observer.meta(p));
+                self.outputs.event(e, meta, now);
+            }
+        }
+        self.notices = notices;
+        self.notices.clear();
     }
 
     fn watch_pid(&mut self, pid: u32, now: Instant) {
@@ -567,6 +656,7 @@ impl<const N: usize> Daemon<N> {
             running: self.recovery.running(),
             audit: self.audit.as_ref().map(|a| (a.records, a.errors)),
         };
+        b.hardware = self.supervisor.status();
         b
     }
 
@@ -593,6 +683,7 @@ impl<const N: usize> Daemon<N> {
             Ok(rules) => {
                 let now = self.clock.now_instant();
                 let n = rules.len();
+                self.supervisor.set_rules(&rules, now);
                 self.observer.set_rules(rules, now);
                 log::info!("reloaded {}: {} agent rules", path.display(), n);
             }
@@ -606,6 +697,8 @@ impl<const N: usize> Daemon<N> {
         let reports = self.recovery.shutdown(|| clock.now_instant());
         let now = self.clock.now_instant();
         self.report(reports, now);
+        self.supervisor.stop(now, &mut self.notices);
+        self.flush_notices(now);
         if let Some(a) = &mut self.audit {
             a.close(now);
         }

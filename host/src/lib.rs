@@ -15,4 +15,5 @@ pub mod recovery;
 pub mod sdnotify;
 pub mod signals;
 pub mod status;
+pub mod supervisor;
 pub mod timer;

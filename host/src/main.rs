@@ -2,14 +2,10 @@
 
 use std::process::ExitCode;
 use std::sync::Mutex;
-use varta_core::policy::rate::RateLimit;
 use varta_core::tracker::{Tracker, TrackerConfig};
 use varta_host::config::cli::{self, Command, HELP};
 use varta_host::config::{Env, Settings};
 use varta_host::daemon::{Daemon, RunConfig};
-use varta_host::export::OutputConfig;
-use varta_host::listener::unix::BindOptions;
-use varta_host::observer::Allowlist;
 
 // Trackers live in statics (zero-initialised .bss), so even 65 536 agents (~4 MB) never
 // pass through the stack. The requested capacity is rounded up to the next size here.
@@ -79,44 +75,6 @@ fn status(control: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-fn run_config(s: Settings) -> RunConfig {
-    let mut tracker = TrackerConfig::new(s.threshold);
-    tracker.agent_rate = RateLimit::new(s.agent_rate.0, s.agent_rate.1.max(1));
-    tracker.global_rate = RateLimit::new(s.global_rate, s.global_rate.max(1));
-    RunConfig {
-        bind: BindOptions {
-            mode: s.socket_mode,
-            group: s.socket_group,
-            ..BindOptions::default()
-        },
-        socket: s.socket,
-        control_socket: s.control_socket,
-        udp: s.udp,
-        threshold: s.threshold,
-        tracker,
-        clock: s.clock_source,
-        rules: s.rules,
-        config_file: s.config_file,
-        allow: Allowlist {
-            own_uid: rustix::process::geteuid().as_raw(),
-            uids: s.allow_uids,
-            gids: s.allow_gids,
-        },
-        pidfd_limit: s.pidfd_limit,
-        shutdown_after: s.shutdown_after,
-        outputs: OutputConfig {
-            export_file: s.export_file,
-            export_max_bytes: s.export_max_bytes,
-            prom_addr: s.prom_addr,
-            prom_token_file: s.prom_token_file,
-            metrics_file: s.metrics_file,
-            metrics_interval: s.metrics_interval,
-        },
-        recovery: s.recovery,
-        audit: s.audit,
-    }
-}
-
 fn run(s: Settings) -> ExitCode {
     varta_host::logging::init(s.log_format, s.log_level);
     if let Some(dir) = s.socket.parent() {
@@ -131,7 +89,7 @@ fn run(s: Settings) -> ExitCode {
         }
     }
     let cap = s.tracker_capacity;
-    let cfg = run_config(s);
+    let cfg = RunConfig::from_settings(s);
     let result = match cap {
         0..=1024 => serve(Daemon::new(
             cfg,

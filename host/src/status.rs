@@ -53,6 +53,8 @@ pub struct StatusBoard {
     pub uptime_s: u64,
     /// Recovery runner and audit log.
     pub recovery: RecoveryStats,
+    /// Hardware watchdog and LED (embedded frontend).
+    pub hardware: Option<crate::supervisor::HardwareStatus>,
 }
 
 /// Recovery and audit counters.
@@ -120,6 +122,7 @@ impl StatusBoard {
             capacity: N,
             uptime_s: now.saturating_since(started).as_secs(),
             recovery: RecoveryStats::default(),
+            hardware: None,
         }
     }
 
@@ -149,7 +152,15 @@ impl StatusBoard {
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
         let t = &self.tracker;
+        let hardware = self.hardware.as_ref().map(|h| {
+            json!({
+                "watchdog": h.watchdog, "timeout_s": h.timeout_s, "gate": h.gate,
+                "pets": h.pets, "pet_errors": h.pet_errors, "led": h.led,
+                "last_reset": h.last_reset, "consecutive_resets": h.consecutive_resets,
+            })
+        });
         json!({
+            "hardware": hardware,
             "agents": agents,
             "observer": {
                 "uptime_s": self.uptime_s,
@@ -216,6 +227,19 @@ pub fn render_table(v: &serde_json::Value) -> String {
         o["stalls"],
         o["evictions"]
     );
+    let h = &v["hardware"];
+    if h.is_object() {
+        let _ = writeln!(
+            s,
+            "watchdog: {} (timeout {}s), gate {}, {} pets, LED {}",
+            h["watchdog"].as_str().unwrap_or("-"),
+            h["timeout_s"],
+            h["gate"].as_str().unwrap_or("-"),
+            h["pets"],
+            h["led"].as_str().unwrap_or("-")
+        );
+        let _ = writeln!(s, "last reset: {}", h["last_reset"].as_str().unwrap_or("-"));
+    }
     if let Some(r) = o["rejected"].as_object() {
         if !r.is_empty() {
             let parts: Vec<String> = r.iter().map(|(k, n)| format!("{k}={n}")).collect();

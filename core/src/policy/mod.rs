@@ -4,8 +4,10 @@
 //! * [`recovery`]: debounce, restart budget and the escalation ladder.
 //! * [`gate`]: the hardware-watchdog gate and the boot-loop guard.
 //! * [`led`]: LED pattern generation over `embedded_hal::digital::OutputPin`.
+//! * [`pet`]: the hardware watchdog device trait and the keepalive schedule.
 
 pub mod gate;
 pub mod led;
+pub mod pet;
 pub mod rate;
 pub mod recovery;

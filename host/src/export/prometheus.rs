@@ -208,6 +208,9 @@ pub fn render(b: &StatusBoard) -> String {
         );
         let _ = writeln!(s, "varta_audit_errors_total {errors}");
     }
+    if let Some(h) = &b.hardware {
+        hardware(&mut s, h);
+    }
     let l = &b.loop_stats;
     head(
         &mut s,
@@ -268,6 +271,70 @@ pub fn render(b: &StatusBoard) -> String {
     s
 }
 
+fn hardware(s: &mut String, h: &crate::supervisor::HardwareStatus) {
+    head(
+        s,
+        "varta_watchdog_info",
+        "gauge",
+        "The hardware watchdog owned by the observer (1), with its identity and timeout.",
+    );
+    let _ = writeln!(
+        s,
+        "varta_watchdog_info{{device=\"{}\",timeout_s=\"{}\"}} 1",
+        escape(&h.watchdog),
+        h.timeout_s
+    );
+    head(
+        s,
+        "varta_watchdog_gate",
+        "gauge",
+        "The watchdog gate's state (1 for the current one).",
+    );
+    for g in ["grace", "open", "closed", "degraded"] {
+        let _ = writeln!(
+            s,
+            "varta_watchdog_gate{{state=\"{g}\"}} {}",
+            u8::from(h.gate == g)
+        );
+    }
+    head(
+        s,
+        "varta_watchdog_pets_total",
+        "counter",
+        "Keepalives sent.",
+    );
+    let _ = writeln!(s, "varta_watchdog_pets_total {}", h.pets);
+    head(
+        s,
+        "varta_watchdog_pet_errors_total",
+        "counter",
+        "Keepalives the driver refused.",
+    );
+    let _ = writeln!(s, "varta_watchdog_pet_errors_total {}", h.pet_errors);
+    head(
+        s,
+        "varta_watchdog_consecutive_resets",
+        "gauge",
+        "Consecutive watchdog resets blamed on the same agent (the boot-loop guard's count).",
+    );
+    let _ = writeln!(
+        s,
+        "varta_watchdog_consecutive_resets {}",
+        h.consecutive_resets
+    );
+    head(
+        s,
+        "varta_last_reset_info",
+        "gauge",
+        "Why the board was last reset, as found at start-up.",
+    );
+    let _ = writeln!(
+        s,
+        "varta_last_reset_info{{reason=\"{}\"}} 1",
+        escape(&h.last_reset)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +388,32 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn renders_the_hardware_section_only_when_present() {
+        let mut b = StatusBoard::default();
+        assert!(!render(&b).contains("varta_watchdog"));
+        b.hardware = Some(crate::supervisor::HardwareStatus {
+            watchdog: "i6300ESB timer on /dev/watchdog".into(),
+            timeout_s: 3,
+            gate: "closed",
+            pets: 12,
+            pet_errors: 0,
+            led: "gate_closing",
+            last_reset: "watchdog, because \"db\" lost".into(),
+            consecutive_resets: 2,
+        });
+        let t = render(&b);
+        assert!(t.contains(
+            "varta_watchdog_info{device=\"i6300ESB timer on /dev/watchdog\",timeout_s=\"3\"} 1\n"
+        ));
+        assert!(t.contains("varta_watchdog_gate{state=\"closed\"} 1\n"));
+        assert!(t.contains("varta_watchdog_gate{state=\"open\"} 0\n"));
+        assert!(t.contains("varta_watchdog_pets_total 12\n"));
+        assert!(t.contains("varta_watchdog_consecutive_resets 2\n"));
+        assert!(
+            t.contains("varta_last_reset_info{reason=\"watchdog, because \\\"db\\\" lost\"} 1\n")
+        );
     }
 }

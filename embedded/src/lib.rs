@@ -1,0 +1,9 @@
+//! varta-watchd: the embedded-Linux frontend. The observer loop is the host's
+//! (`varta_host::daemon`), driven with a [`supervisor::Hardware`] that owns the SoC's
+//! watchdog ([`watchdog`]) and status LED ([`led`]), configured by a board profile
+//! ([`board`]), with what must survive a reset in a state directory ([`reset`]).
+pub mod board;
+pub mod led;
+pub mod reset;
+pub mod supervisor;
+pub mod watchdog;
