@@ -1,8 +1,16 @@
 //! Where events and metrics go: the TSV event export, Prometheus `/metrics`, the
 //! node_exporter textfile, and the log. [`Outputs`] owns them for the event loop.
 
+#[cfg(not(feature = "metrics"))]
+mod disabled;
+#[cfg(not(feature = "metrics"))]
+use disabled as http;
+#[cfg(not(feature = "metrics"))]
+use disabled as textfile;
+#[cfg(feature = "metrics")]
 pub mod http;
 pub mod prometheus;
+#[cfg(feature = "metrics")]
 pub mod textfile;
 pub mod tsv;
 
