@@ -19,5 +19,6 @@ done
 cargo clippy --manifest-path core/fuzz/Cargo.toml --all-targets -- -D warnings
 cargo clippy --manifest-path host/fuzz/Cargo.toml --all-targets -- -D warnings
 cargo clippy --manifest-path ci/nostd/Cargo.toml -- -D warnings
-shellcheck -x ci/*.sh .ci/run
+shellcheck -x ci/*.sh ci/hil/*.sh ci/hil/run .ci/run
+shellcheck -s sh -S warning ci/hil/rootfs/init ci/hil/rootfs/usr/bin/hil ci/hil/*/scenario/run.sh
 echo "lint: ok"

@@ -6,6 +6,13 @@
 The guest gets Debian's kernel from the cache (ci/hil/setup.sh), an i6300esb watchdog
 (-action watchdog=reset), a pvpanic-pci device, the console on ttyS0, and -no-reboot, so a
 firing watchdog or a kernel panic ends QEMU as well as a poweroff does.
+--arch aarch64: qemu-system-aarch64 -machine virt -cpu cortex-a57, the cache's arm64 Image, the
+i6300esb on the PCIe bus, the console on ttyAMA0 (PL011), no pvpanic (the arm64 kernel has no driver).
+
+--led-trace LINE (aarch64): QEMU traces every PL061 output change (-trace pl061_set_output, host
+wall-clock timestamps, gpio-trace.log); the levels of LINE between the guest's marks led-from and
+led-to become hil "led" as LEVEL:MS,... runs, the format of varta-sample, unless the guest reported
+led itself.
 
 Writes into DIR:
   qmp.jsonl         every QMP message (greeting, replies, events), one JSON object a line, with
@@ -27,6 +34,8 @@ result.json:
   timed_out             the guest was still running after --timeout seconds and was killed
   hil                   {KEY: VALUE} from the console lines "HIL KEY=VALUE" (last one wins)
   ready, ready_s        HIL-READY seen, and when (seconds since the guest was started)
+  led_trace             with --led-trace: {line, changes (on that line, whole run), window_s
+                        [from, to] or null}
   duration_s            guest start to QEMU exit
   qemu_exit             QEMU's exit status
 
@@ -51,8 +60,15 @@ import tempfile
 import time
 
 HIL_LINE = re.compile(r"(?:^|\s)HIL ([A-Za-z0-9_.:-]+)=(.*)$")
+# A kernel message (printk writes the UART directly) can land in the middle of a line that a
+# guest process is writing, e.g. "HIL mark=killed[    7.639233] watchdog: watchdog0: watchdog
+# did not stop!" followed by the process's own "\n" as an empty line.
+KMSG = re.compile(r"\[\s*\d+\.\d{6}\] ")
 POLL_S = 0.005  # console polling period: the resolution of console line timestamps
 BASE_APPEND = "console=ttyS0 panic=-1 quiet"
+BASE_APPEND_BY_ARCH = {"x86_64": BASE_APPEND, "aarch64": "console=ttyAMA0 panic=-1 quiet"}
+KERNEL_BY_ARCH = {"x86_64": "vmlinux", "aarch64": "Image"}
+PL061_TRACE = re.compile(r"^\d+@(\d+\.\d+):pl061_set_output \S+ setting output (\d+) to (\d+)")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi")
 
 
@@ -70,23 +86,50 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--append", default="", help="extra kernel parameters, e.g. 'testcase=NAME'")
     p.add_argument("--timeout", type=float, required=True, help="seconds before QEMU is killed")
     p.add_argument("--out", required=True, help="directory for the records (created)")
-    p.add_argument("--arch", default="x86_64", choices=["x86_64"])
+    p.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"])
     p.add_argument("--cache", default=os.environ.get("HIL_CACHE", "/var/cache/varta-hil"),
                    help="cache root (default $HIL_CACHE or /var/cache/varta-hil)")
-    p.add_argument("--kernel", help="kernel to boot (default CACHE/ARCH/vmlinux; bzImage works too)")
-    p.add_argument("--base-append", default=BASE_APPEND,
-                   help=f"kernel parameters before --append (default '{BASE_APPEND}')")
+    p.add_argument("--kernel", help="kernel to boot (default CACHE/ARCH/vmlinux, aarch64: CACHE/aarch64/Image; "
+                   "bzImage works too)")
+    p.add_argument("--base-append", default=None,
+                   help=f"kernel parameters before --append (default '{BASE_APPEND}', "
+                   f"aarch64: '{BASE_APPEND_BY_ARCH['aarch64']}')")
+    p.add_argument("--led-trace", type=int, metavar="LINE",
+                   help="aarch64: take hil led from QEMU's trace of PL061 line LINE between the marks "
+                   "led-from and led-to")
     p.add_argument("--memory", default="512", help="guest memory, QEMU -m (default 512)")
     p.add_argument("--watchdog-action", default="reset", choices=WATCHDOG_ACTIONS,
                    help="QEMU -action watchdog= (default reset)")
     p.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
                    help="extra QEMU argument(s), split like a shell; repeatable")
     p.add_argument("--echo", action="store_true", help="copy console lines to stderr as they come")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.base_append is None:
+        a.base_append = BASE_APPEND_BY_ARCH[a.arch]
+    if a.led_trace is not None and a.arch != "aarch64":
+        p.error("--led-trace needs --arch aarch64 (it traces the PL061 of -machine virt)")
+    return a
 
 
-def qemu_command(a: argparse.Namespace, kernel: str, serial: str, sock: str) -> list[str]:
+def qemu_command(a: argparse.Namespace, kernel: str, serial: str, sock: str,
+                 trace: str | None = None) -> list[str]:
     append = " ".join(x for x in (a.base_append.strip(), a.append.strip()) if x)
+    if a.arch == "aarch64":
+        cmd = [
+            "qemu-system-aarch64",
+            "-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57", "-smp", "1", "-m", a.memory,
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", kernel, "-initrd", a.initrd, "-append", append,
+            "-serial", "file:" + serial.replace(",", ",,"),
+            "-device", "i6300esb", "-action", f"watchdog={a.watchdog_action}",
+            "-qmp", "unix:" + sock.replace(",", ",,") + ",server=on,wait=on",
+            "-S",
+        ]
+        if trace is not None:
+            cmd += ["-trace", "pl061_set_output", "-D", trace, "-msg", "timestamp=on"]
+        for extra in a.qemu_arg:
+            cmd += shlex.split(extra)
+        return cmd
     cmd = [
         f"qemu-system-{a.arch}",
         "-machine", "pc", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1", "-m", a.memory,
@@ -110,10 +153,12 @@ class Recorder:
         self.out = out
         self.echo = echo
         self.t0: float | None = None  # host monotonic when the guest was started ("cont")
+        self.wall0: float | None = None  # host wall clock at the same moment (for QEMU's trace)
         self.qmp_file = open(os.path.join(out, "qmp.jsonl"), "w", encoding="utf-8")
         self.timed_file = open(os.path.join(out, "serial-timed.log"), "w", encoding="utf-8")
         self.qmp_buf = b""
         self.serial_buf = b""
+        self.serial_pending = ""  # the start of a console line that a kernel message cut
         self.serial_fh = None
         self.events: list[tuple[float, dict]] = []
         self.ready_t: float | None = None
@@ -164,13 +209,27 @@ class Recorder:
         self.serial_buf += data
         while b"\n" in self.serial_buf:
             raw, self.serial_buf = self.serial_buf.split(b"\n", 1)
-            self.line(now, raw.decode("utf-8", "replace").replace("\r", ""))
+            self.console_line(now, raw.decode("utf-8", "replace").replace("\r", ""))
+
+    def console_line(self, t: float, text: str) -> None:
+        """A complete console line; a kernel message inside it is split off as a line of its
+        own, and the text before it waits for the rest of its line."""
+        text = self.serial_pending + text
+        self.serial_pending = ""
+        m = KMSG.search(text, 1)
+        if m:
+            self.line(t, text[m.start():])
+            self.serial_pending = text[:m.start()]
+            return
+        self.line(t, text)
 
     def flush_serial(self, path: str) -> None:
         self.poll_serial(path)
-        if self.serial_buf:
+        if self.serial_buf or self.serial_pending:
             now = self.rel(time.monotonic())
-            self.line(now, self.serial_buf.decode("utf-8", "replace").replace("\r", ""))
+            text = self.serial_pending + self.serial_buf.decode("utf-8", "replace").replace("\r", "")
+            self.serial_pending = ""
+            self.line(now, text)
             self.serial_buf = b""
 
     def line(self, t: float, text: str) -> None:
@@ -231,8 +290,46 @@ def r3(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
+def led_from_trace(rec: Recorder, path: str, line: int) -> dict:
+    """Turn QEMU's PL061 trace into hil "led" for the window between the marks led-from and
+    led-to (times relative to the guest start, like the marks)."""
+    changes: list[tuple[float, str]] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for text in f:
+                m = PL061_TRACE.match(text)
+                if m and int(m.group(2)) == line and rec.wall0 is not None:
+                    changes.append((float(m.group(1)) - rec.wall0, m.group(3)))
+    except FileNotFoundError:
+        pass
+    info: dict = {"line": line, "changes": len(changes), "window_s": None}
+    lo, hi = rec.marks.get("led-from"), rec.marks.get("led-to")
+    if lo is None or hi is None or hi <= lo:
+        return info
+    origin = rec.ready_t if rec.ready_t is not None else 0.0
+    info["window_s"] = [r3(lo - origin), r3(hi - origin)]
+    level = "0"  # the PL061 drives all outputs low at reset (also traced)
+    for t, lv in changes:
+        if t <= lo:
+            level = lv
+    runs: list[tuple[str, float]] = []
+    start = lo
+    for t, lv in changes:
+        if lo < t < hi and lv != level:
+            runs.append((level, t - start))
+            level, start = lv, t
+    runs.append((level, hi - start))
+    if "led" not in rec.hil:
+        rec.hil["led"] = ",".join(f"{lv}:{round(ms * 1000)}" for lv, ms in runs)
+        info["source"] = "pl061 trace"
+    return info
+
+
 def summarize(rec: Recorder, timed_out: bool, duration: float, qemu_exit: int | None,
               a: argparse.Namespace, error: str | None) -> dict:
+    led_info = None
+    if a.led_trace is not None:
+        led_info = led_from_trace(rec, os.path.join(os.path.abspath(a.out), "gpio-trace.log"), a.led_trace)
     origin = rec.ready_t if rec.ready_t is not None else 0.0
     wds = [(t, e) for t, e in rec.events if e.get("event") == "WATCHDOG"]
     shutdowns = [(t, e) for t, e in rec.events if e.get("event") == "SHUTDOWN"]
@@ -262,6 +359,8 @@ def summarize(rec: Recorder, timed_out: bool, duration: float, qemu_exit: int | 
         "duration_s": r3(duration),
         "qemu_exit": qemu_exit,
     }
+    if led_info is not None:
+        res["led_trace"] = led_info
     if error:
         res["error"] = error
     return res
@@ -292,12 +391,12 @@ def qmp_execute(sock: socket.socket, rec: Recorder, command: str) -> None:
 def run(a: argparse.Namespace) -> int:
     os.makedirs(a.out, exist_ok=True)
     out = os.path.abspath(a.out)
-    for name in ("qmp.jsonl", "serial.log", "serial-timed.log", "qemu.log", "result.json"):
+    for name in ("qmp.jsonl", "serial.log", "serial-timed.log", "qemu.log", "result.json", "gpio-trace.log"):
         try:
             os.unlink(os.path.join(out, name))
         except FileNotFoundError:
             pass
-    kernel = a.kernel or os.path.join(a.cache, a.arch, "vmlinux")
+    kernel = a.kernel or os.path.join(a.cache, a.arch, KERNEL_BY_ARCH[a.arch])
     serial = os.path.join(out, "serial.log")
     tmp = tempfile.mkdtemp(prefix="varta-hil-qmp.")  # short path: AF_UNIX names are <= 107 bytes
     sock_path = os.path.join(tmp, "qmp.sock")
@@ -311,7 +410,8 @@ def run(a: argparse.Namespace) -> int:
         for what, path in (("kernel", kernel), ("initrd", a.initrd)):
             if not os.path.isfile(path):
                 raise HarnessError(f"{what} {path} not found (run ci/hil/setup.sh, ci/hil/mkinitrd.sh)")
-        cmd = qemu_command(a, kernel, serial, sock_path)
+        trace = os.path.join(out, "gpio-trace.log") if a.led_trace is not None else None
+        cmd = qemu_command(a, kernel, serial, sock_path, trace)
         if shutil.which(cmd[0]) is None:
             raise HarnessError(f"{cmd[0]} not found (run ci/hil/setup.sh)")
         with open(os.path.join(out, "qemu.log"), "wb") as qlog:
@@ -324,6 +424,7 @@ def run(a: argparse.Namespace) -> int:
         qmp_execute(sock, rec, "qmp_capabilities")
         # The guest starts now: this is time 0 of every host_t.
         rec.t0 = start = time.monotonic()
+        rec.wall0 = time.time()
         deadline = start + a.timeout
         qmp_execute(sock, rec, "cont")
         while True:

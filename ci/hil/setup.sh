@@ -5,25 +5,38 @@
 #   its watchdog, i6300esb, softdog, configfs and pvpanic modules, uncompressed;
 #   gpio-sim.ko, built out of tree from linux-source against the matching headers.
 #
-# Usage: ci/hil/setup.sh [--force]
-# Env:   HIL_CACHE       cache root (default /var/cache/varta-hil); results go to $HIL_CACHE/x86_64/
+# Usage: ci/hil/setup.sh [--force] [--arch x86_64|aarch64]
+# Env:   HIL_CACHE       cache root (default /var/cache/varta-hil); results go to $HIL_CACHE/ARCH/
+#        HIL_ARCH        default for --arch (x86_64)
 #        HIL_APT_UPDATE  1: run apt-get update first, so that a new kernel ABI is noticed
 #        HIL_KERNEL_PKG  take this linux-image package instead of what linux-image-amd64 depends on
+#        HIL_AARCH64_KERNEL_PKG  the same for --arch aarch64 (instead of linux-image-arm64's)
 #
 # A second run with the same kernel, busybox and setup revision does nothing.
+# --arch aarch64 (see setup_aarch64 below) fills $HIL_CACHE/aarch64 from arm64 .debs fetched with a
+# private apt state, and installs qemu-system-arm, gcc-aarch64-linux-gnu and the rustup target.
+# Exit status: 0 ready, 1 error, 2 usage, 4 (aarch64 only) a prerequisite cannot be installed
+# or downloaded: the last stderr line is "setup.sh: aarch64 unavailable: WHAT".
 set -euo pipefail
 
 SETUP_REV=1 # bump when what this script produces changes
-ARCH=x86_64
+ARCH=${HIL_ARCH:-x86_64}
 CACHE=${HIL_CACHE:-/var/cache/varta-hil}
-DEST=$CACHE/$ARCH
 START=$SECONDS
 FORCE=0
+want_arch=0
 for arg in "$@"; do
+    if [ "$want_arch" = 1 ]; then
+        ARCH=$arg
+        want_arch=0
+        continue
+    fi
     case $arg in
     --force) FORCE=1 ;;
+    --arch) want_arch=1 ;;
+    --arch=*) ARCH=${arg#--arch=} ;;
     -h | --help)
-        sed -n '2,15p' "$0"
+        sed -n '2,20p' "$0"
         exit 0
         ;;
     *)
@@ -32,6 +45,19 @@ for arg in "$@"; do
         ;;
     esac
 done
+[ "$want_arch" = 0 ] || {
+    echo "setup.sh: --arch needs x86_64 or aarch64" >&2
+    exit 2
+}
+case $ARCH in
+x86_64 | aarch64) ;;
+arm64) ARCH=aarch64 ;;
+*)
+    echo "setup.sh: unsupported --arch '$ARCH' (x86_64 or aarch64)" >&2
+    exit 2
+    ;;
+esac
+DEST=$CACHE/$ARCH
 
 say() { printf '[setup %3ds] %s\n' $((SECONDS - START)) "$*"; }
 die() {
@@ -91,6 +117,13 @@ need_pkgs() { # need_pkgs [apt options --] pkg...
     fi
     rm -f "$log"
 }
+
+if [ "$ARCH" = aarch64 ]; then
+    # shellcheck source=ci/hil/setup-aarch64.sh
+    . "$(dirname "$0")/setup-aarch64.sh"
+    setup_aarch64
+    exit 0
+fi
 
 need_pkgs --opts "${QEMU_TARGET[@]}" -- qemu-system-x86
 need_pkgs busybox-static xz-utils gzip

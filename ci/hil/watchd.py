@@ -3,9 +3,12 @@
 ci/hil/boot.py and judge what the real i6300esb watchdog (QMP events) and the real gpio-sim
 line (sampled LED levels) did.
 
-    watchd.py --initrd INITRD --out DIR [--only NAME,...]
+    watchd.py --initrd INITRD --out DIR [--only NAME,...] [--arch aarch64]
 
 Prints one PASS/FAIL line per scenario with its figures, and `N passed, N failed` last.
+--arch aarch64: boots qemu-system-aarch64 -M virt with board=qemu-aarch64-virt (same watchdog
+timeout and pet interval), names the scenarios aarch64/NAME, and takes the LED levels of PL061
+line 0 from QEMU's pin trace on the host (boot.py --led-trace 0) instead of varta-sample.
 Exit status 1 on any failure. Python 3.11 standard library only.
 """
 
@@ -19,8 +22,14 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT_S = 3.0  # the qemu-x86_64 board's watchdog timeout
+TIMEOUT_S = 3.0  # the qemu-x86_64 (and qemu-aarch64-virt) board's watchdog timeout
 PET_S = 0.5  # its pet interval
+# Per architecture: kernel parameters added to every scenario, extra boot.py arguments, and the
+# seconds added to each scenario's QEMU time limit (arm64 TCG is slower).
+ARCHES = {
+    "x86_64": ("", [], 0),
+    "aarch64": ("board=qemu-aarch64-virt", ["--arch", "aarch64", "--led-trace", "0"], 30),
+}
 
 
 def crc32c(data: bytes) -> int:
@@ -162,7 +171,10 @@ def main() -> int:
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--arch", default="x86_64", choices=sorted(ARCHES))
     a = ap.parse_args()
+    arch_append, arch_args, arch_slack = ARCHES[a.arch]
+    label = "" if a.arch == "x86_64" else a.arch + "/"
     only = [s for s in a.only.split(",") if s]
     passed = failed = 0
     for name, (extra, timeout) in SCENARIOS.items():
@@ -172,7 +184,8 @@ def main() -> int:
         os.makedirs(out, exist_ok=True)
         cmd = [
             sys.executable, os.path.join(HERE, "boot.py"), "--initrd", a.initrd,
-            "--append", f"testcase={name} {extra}".strip(), "--timeout", str(timeout), "--out", out,
+            "--append", " ".join(x for x in (f"testcase={name}", extra, arch_append) if x),
+            "--timeout", str(timeout + arch_slack), "--out", out, *arch_args,
         ]
         p = subprocess.run(cmd, capture_output=True, text=True)
         try:
@@ -186,7 +199,7 @@ def main() -> int:
         if "harness_error" in r:
             c.failures.append(f"harness: {r['harness_error']} {r.get('stderr', '')}")
         status = "PASS" if not c.failures else "FAIL"
-        print(f"{status} {name} ({r.get('duration_s', '?')} s guest)")
+        print(f"{status} {label}{name} ({r.get('duration_s', '?')} s guest)")
         for n in c.notes:
             print(f"    ok: {n}")
         for f_ in c.failures:

@@ -198,7 +198,6 @@ fn main() -> ExitCode {
     match run(*o, *s) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
             eprintln!("varta-watchd: {e}");
             ExitCode::FAILURE
         }

@@ -272,12 +272,17 @@ impl<W: Watchdog, P: OutputPin, S: Persist> Hardware<W, P, S> {
         if let Err(e) = self.store.closing(&record, &rr) {
             log::error!("cannot persist the reset reason: {e} (resetting anyway)");
         }
-        let timeout = self.wd.as_ref().map(|w| w.timeout().as_secs()).unwrap_or(0);
-        log::error!(
-            "watchdog gate closed: {}; petting stops, the board resets within {} s",
-            rr.summary(),
-            timeout
-        );
+        match self.wd.as_ref().map(|w| w.timeout().as_secs()) {
+            Some(t) => log::error!(
+                "watchdog gate closed: {}; petting stops, the board resets within {} s",
+                rr.summary(),
+                t
+            ),
+            None => log::error!(
+                "watchdog gate closed: {}; no watchdog is open, so nothing resets the board",
+                rr.summary()
+            ),
+        }
         self.pending.push(Notice {
             event: Some(Event::GateClosed { reason }),
             audit: Some(Entry {
