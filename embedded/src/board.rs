@@ -3,8 +3,8 @@
 //! `boards/` are built in; `--board-file` reads any other.
 
 use crate::led::{parse_spec, LedSpec};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use varta_host::config::syntax::{self, Fields};
 
 /// The profiles shipped in `boards/`, built in.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -24,59 +24,6 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("imx8mm-evk", include_str!("../../boards/imx8mm-evk.toml")),
     ("stm32mp157", include_str!("../../boards/stm32mp157.toml")),
 ];
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BoardToml {
-    board: Meta,
-    watchdog: WatchdogToml,
-    led: Option<LedToml>,
-    #[serde(default)]
-    observer: ObserverToml,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Meta {
-    name: String,
-    description: String,
-    sources: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WatchdogToml {
-    device: String,
-    driver: String,
-    timeout_s: u32,
-    min_timeout_s: u32,
-    max_timeout_s: u32,
-    pretimeout_s: Option<u32>,
-    pet_interval_ms: Option<u64>,
-    #[serde(default)]
-    magic_close: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LedToml {
-    /// `gpio:CHIP:OFFSET`, `gpio-name:NAME` or `class:NAME`.
-    line: String,
-    #[serde(default)]
-    active_low: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ObserverToml {
-    socket: Option<PathBuf>,
-    threshold_ms: Option<u64>,
-    state_dir: Option<PathBuf>,
-    startup_grace_s: Option<u64>,
-    recovery_window_s: Option<u64>,
-    boot_loop_limit: Option<u16>,
-    stable_after_s: Option<u64>,
-}
 
 /// A validated board profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,48 +71,99 @@ pub struct Board {
 impl Board {
     /// Parse and validate a profile; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Board, String> {
-        let t: BoardToml = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        let at = |e: syntax::Error| format!("{origin}:{}: {}", e.line, e.msg);
+        let doc = syntax::parse(text).map_err(at)?;
         let err = |m: String| format!("{origin}: {m}");
-        let w = &t.watchdog;
-        if w.min_timeout_s == 0 || w.min_timeout_s > w.max_timeout_s {
+        if let Some(e) = doc.root.first() {
+            return Err(format!("{origin}:{}: `{}` outside a table", e.line, e.key));
+        }
+        let table = |name: &str| doc.tables.iter().find(|t| t.name == name && !t.array);
+        for t in &doc.tables {
+            if t.array || !["board", "watchdog", "led", "observer"].contains(&t.name.as_str()) {
+                return Err(format!(
+                    "{origin}:{}: unknown table {}: expected [board], [watchdog], [led], [observer]",
+                    t.line, t.name
+                ));
+            }
+        }
+        let required = |name: &str| table(name).ok_or_else(|| err(format!("missing [{name}]")));
+        let empty = Vec::new();
+        let need = |v: Option<String>, key: &str| v.ok_or_else(|| err(format!("missing {key}")));
+
+        let mut m = Fields::new(&required("board")?.entries);
+        let name = need(m.str("name").map_err(at)?, "board.name")?;
+        let description = need(m.str("description").map_err(at)?, "board.description")?;
+        let sources = m.strs("sources").map_err(at)?.unwrap_or_default();
+        m.finish("[board]").map_err(at)?;
+
+        let mut w = Fields::new(&required("watchdog")?.entries);
+        let device = need(w.str("device").map_err(at)?, "watchdog.device")?;
+        let driver = need(w.str("driver").map_err(at)?, "watchdog.driver")?;
+        let num = |v: Option<u32>, key: &str| v.ok_or_else(|| err(format!("missing {key}")));
+        let timeout_s = num(w.uint("timeout_s").map_err(at)?, "watchdog.timeout_s")?;
+        let min_t = num(
+            w.uint("min_timeout_s").map_err(at)?,
+            "watchdog.min_timeout_s",
+        )?;
+        let max_t = num(
+            w.uint("max_timeout_s").map_err(at)?,
+            "watchdog.max_timeout_s",
+        )?;
+        let pretimeout_s = w.uint("pretimeout_s").map_err(at)?;
+        let pet_interval_ms = w.uint::<u64>("pet_interval_ms").map_err(at)?;
+        let magic_close = w.bool("magic_close").map_err(at)?.unwrap_or(false);
+        w.finish("[watchdog]").map_err(at)?;
+
+        let (led, led_active_low) = match table("led") {
+            Some(t) => {
+                let mut l = Fields::new(&t.entries);
+                let line = need(l.str("line").map_err(at)?, "led.line")?;
+                let low = l.bool("active_low").map_err(at)?.unwrap_or(false);
+                l.finish("[led]").map_err(at)?;
+                let spec = parse_spec(&line).map_err(|e| err(format!("led.line: {e}")))?;
+                (Some(spec), low)
+            }
+            None => (None, false),
+        };
+
+        let mut o = Fields::new(table("observer").map_or(&empty, |t| &t.entries));
+        let socket = o.path("socket").map_err(at)?;
+        let threshold_ms = o.uint("threshold_ms").map_err(at)?;
+        let state_dir = o.path("state_dir").map_err(at)?;
+        let startup_grace_s = o.uint("startup_grace_s").map_err(at)?;
+        let recovery_window_s = o.uint("recovery_window_s").map_err(at)?;
+        let boot_loop_limit = o.uint("boot_loop_limit").map_err(at)?;
+        let stable_after_s = o.uint("stable_after_s").map_err(at)?;
+        o.finish("[observer]").map_err(at)?;
+
+        if min_t == 0 || min_t > max_t {
             return Err(err(format!(
-                "watchdog timeout range {}..{} s is empty",
-                w.min_timeout_s, w.max_timeout_s
+                "watchdog timeout range {min_t}..{max_t} s is empty"
             )));
         }
-        if t.board.sources.is_empty() {
+        if sources.is_empty() {
             return Err(err("board.sources: say where the facts come from".into()));
         }
-        let led = match &t.led {
-            Some(l) => Some(parse_spec(&l.line).map_err(|e| err(format!("led.line: {e}")))?),
-            None => None,
-        };
-        let o = &t.observer;
         let b = Board {
-            name: t.board.name.clone(),
-            description: t.board.description.clone(),
-            sources: t.board.sources.clone(),
-            watchdog_device: PathBuf::from(&w.device),
-            watchdog_driver: w.driver.clone(),
-            timeout_s: w.timeout_s,
-            timeout_range: (w.min_timeout_s, w.max_timeout_s),
-            pretimeout_s: w.pretimeout_s,
-            pet_interval_ms: w
-                .pet_interval_ms
-                .unwrap_or(u64::from(w.timeout_s) * 1000 / 3),
-            magic_close: w.magic_close,
+            name,
+            description,
+            sources,
+            watchdog_device: PathBuf::from(device),
+            watchdog_driver: driver,
+            timeout_s,
+            timeout_range: (min_t, max_t),
+            pretimeout_s,
+            pet_interval_ms: pet_interval_ms.unwrap_or(u64::from(timeout_s) * 1000 / 3),
+            magic_close,
             led,
-            led_active_low: t.led.as_ref().is_some_and(|l| l.active_low),
-            socket: o.socket.clone(),
-            threshold_ms: o.threshold_ms,
-            state_dir: o
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/var/lib/varta")),
-            startup_grace_s: o.startup_grace_s.unwrap_or(60),
-            recovery_window_s: o.recovery_window_s.unwrap_or(30),
-            boot_loop_limit: o.boot_loop_limit.unwrap_or(3),
-            stable_after_s: o.stable_after_s.unwrap_or(600),
+            led_active_low,
+            socket,
+            threshold_ms,
+            state_dir: state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/varta")),
+            startup_grace_s: startup_grace_s.unwrap_or(60),
+            recovery_window_s: recovery_window_s.unwrap_or(30),
+            boot_loop_limit: boot_loop_limit.unwrap_or(3),
+            stable_after_s: stable_after_s.unwrap_or(600),
         };
         b.check_timeout(b.timeout_s).map_err(err)?;
         Ok(b)

@@ -2,16 +2,14 @@
 //! and `[[agent]]` rules. Unknown keys are errors; every error names `file:line`.
 
 use super::rules::{AgentRule, PolicyOverrides};
+use super::syntax::{self, Fields};
 use super::ConfigError;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use toml::Spanned;
 use varta_core::policy::recovery::{Exhausted, RecoveryPolicy};
 use varta_core::time::Duration;
 
 /// `[observer]`: every key optional; flags given on the command line win.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct ObserverToml {
     pub socket: Option<PathBuf>,
     pub socket_mode: Option<String>,
@@ -54,8 +52,7 @@ pub struct ObserverToml {
     pub audit_sync_interval_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct AgentToml {
     name: Option<String>,
     comm: Option<String>,
@@ -63,31 +60,18 @@ struct AgentToml {
     unit: Option<String>,
     uid: Option<u32>,
     threshold_ms: Option<u64>,
-    #[serde(default)]
     critical: bool,
-    #[serde(default)]
     required: bool,
     recovery: Option<Vec<String>>,
     escalation: Option<Vec<String>>,
-    #[serde(default)]
     recover_on_critical: bool,
-    #[serde(default)]
     recover_on_exit: bool,
     debounce_ms: Option<u64>,
     budget: Option<u16>,
     window_ms: Option<u64>,
-    on_exhausted: Option<Spanned<String>>,
+    on_exhausted: Option<String>,
     timeout_ms: Option<u64>,
     kill_grace_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileToml {
-    #[serde(default)]
-    observer: ObserverToml,
-    #[serde(default)]
-    agent: Vec<Spanned<AgentToml>>,
 }
 
 /// A parsed configuration file.
@@ -99,39 +83,112 @@ pub struct ConfigFile {
     pub rules: Vec<AgentRule>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+impl ObserverToml {
+    fn read(f: &mut Fields<'_>) -> Result<Self, syntax::Error> {
+        Ok(ObserverToml {
+            socket: f.path("socket")?,
+            socket_mode: f.str("socket_mode")?,
+            socket_group: f.str("socket_group")?,
+            control_socket: f.path("control_socket")?,
+            threshold_ms: f.uint("threshold_ms")?,
+            tracker_capacity: f.uint("tracker_capacity")?,
+            clock_source: f.str("clock_source")?,
+            udp_port: f.uint("udp_port")?,
+            udp_bind: f.str("udp_bind")?,
+            export_file: f.path("export_file")?,
+            export_max_bytes: f.uint("export_max_bytes")?,
+            metrics_file: f.path("metrics_file")?,
+            metrics_interval_ms: f.uint("metrics_interval_ms")?,
+            prom_addr: f.str("prom_addr")?,
+            prom_token_file: f.path("prom_token_file")?,
+            allow_uids: f.uints("allow_uids")?,
+            allow_gids: f.uints("allow_gids")?,
+            log_format: f.str("log_format")?,
+            log_level: f.str("log_level")?,
+            agent_rate_per_sec: f.uint("agent_rate_per_sec")?,
+            agent_rate_burst: f.uint("agent_rate_burst")?,
+            global_rate_per_sec: f.uint("global_rate_per_sec")?,
+            pidfd_limit: f.uint("pidfd_limit")?,
+            recovery_exec: f.strs("recovery_exec")?,
+            recovery_debounce_ms: f.uint("recovery_debounce_ms")?,
+            recovery_timeout_ms: f.uint("recovery_timeout_ms")?,
+            recovery_kill_grace_ms: f.uint("recovery_kill_grace_ms")?,
+            recovery_budget: f.uint("recovery_budget")?,
+            recovery_window_ms: f.uint("recovery_window_ms")?,
+            recovery_on_exhausted: f.str("recovery_on_exhausted")?,
+            recovery_env: f.strs("recovery_env")?,
+            recovery_cwd: f.path("recovery_cwd")?,
+            recovery_user: f.str("recovery_user")?,
+            recovery_allow_udp: f.bool("recovery_allow_udp")?,
+            recover_on_exit: f.bool("recover_on_exit")?,
+            audit_file: f.path("audit_file")?,
+            audit_max_bytes: f.uint("audit_max_bytes")?,
+            audit_sync_every: f.uint("audit_sync_every")?,
+            audit_sync_interval_ms: f.uint("audit_sync_interval_ms")?,
+        })
+    }
+}
+
+impl AgentToml {
+    fn read(f: &mut Fields<'_>) -> Result<Self, syntax::Error> {
+        Ok(AgentToml {
+            name: f.str("name")?,
+            comm: f.str("comm")?,
+            exe: f.path("exe")?,
+            unit: f.str("unit")?,
+            uid: f.uint("uid")?,
+            threshold_ms: f.uint("threshold_ms")?,
+            critical: f.bool("critical")?.unwrap_or(false),
+            required: f.bool("required")?.unwrap_or(false),
+            recovery: f.strs("recovery")?,
+            escalation: f.strs("escalation")?,
+            recover_on_critical: f.bool("recover_on_critical")?.unwrap_or(false),
+            recover_on_exit: f.bool("recover_on_exit")?.unwrap_or(false),
+            debounce_ms: f.uint("debounce_ms")?,
+            budget: f.uint("budget")?,
+            window_ms: f.uint("window_ms")?,
+            on_exhausted: f.str("on_exhausted")?,
+            timeout_ms: f.uint("timeout_ms")?,
+            kill_grace_ms: f.uint("kill_grace_ms")?,
+        })
+    }
 }
 
 /// Parse and validate `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-    let at = |offset: usize, msg: &str| {
-        ConfigError(format!(
-            "{}:{}: {}",
-            path.display(),
-            line_of(text, offset),
-            msg
-        ))
-    };
-    let file: FileToml = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        at(offset, e.message().trim())
-    })?;
-    let mut rules = Vec::with_capacity(file.agent.len());
-    for spanned in file.agent {
-        let start = spanned.span().start;
-        let a = spanned.into_inner();
-        let rule = to_rule(a, line_of(text, start)).map_err(|m| at(start, &m))?;
-        rules.push(rule);
+    let at = |e: syntax::Error| ConfigError(format!("{}:{}: {}", path.display(), e.line, e.msg));
+    let doc = syntax::parse(text).map_err(at)?;
+    if let Some(e) = doc.root.first() {
+        return Err(at(syntax::Error {
+            line: e.line,
+            msg: format!("`{}` outside a table: put it under [observer]", e.key),
+        }));
     }
-    Ok(ConfigFile {
-        observer: file.observer,
-        rules,
-    })
+    let mut file = ConfigFile::default();
+    for t in &doc.tables {
+        let mut f = Fields::new(&t.entries);
+        match (t.name.as_str(), t.array) {
+            ("observer", false) => {
+                file.observer = ObserverToml::read(&mut f).map_err(at)?;
+                f.finish("[observer]").map_err(at)?;
+            }
+            ("agent", true) => {
+                let a = AgentToml::read(&mut f).map_err(at)?;
+                f.finish("[[agent]]").map_err(at)?;
+                let rule =
+                    to_rule(a, t.line).map_err(|msg| at(syntax::Error { line: t.line, msg }))?;
+                file.rules.push(rule);
+            }
+            (name, array) => {
+                let (o, c) = if array { ("[[", "]]") } else { ("[", "]") };
+                return Err(at(syntax::Error {
+                    line: t.line,
+                    msg: format!("unknown table {o}{name}{c}: expected [observer] or [[agent]]"),
+                }));
+            }
+        }
+    }
+    Ok(file)
 }
 
 /// Check a command argv from the file: program first, no NUL bytes.
@@ -175,7 +232,7 @@ fn to_rule(a: AgentToml, line: usize) -> Result<AgentRule, String> {
             return Err(format!("agent {label}: exe must be an absolute path"));
         }
     }
-    let exhausted = match a.on_exhausted.as_ref().map(|s| s.get_ref().as_str()) {
+    let exhausted = match a.on_exhausted.as_deref() {
         None => None,
         Some("escalate") => Some(Exhausted::Escalate),
         Some("give_up") => Some(Exhausted::GiveUp),

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod file;
 pub mod rules;
+pub mod syntax;
 
 pub use rules::{match_rule, AgentFacts, AgentRule};
 
