@@ -67,7 +67,7 @@ struct Opts {
     grace_ms: Option<u64>,
     window_ms: Option<u64>,
     boot_loop_limit: Option<u16>,
-    user: Option<String>,
+    user: Option<(u32, u32)>,
 }
 
 enum Parsed {
@@ -148,7 +148,11 @@ fn parse(args: Vec<OsString>, env: &Env) -> Result<Parsed, String> {
             "--boot-loop-limit" => {
                 o.boot_loop_limit = Some(num("--boot-loop-limit", &val("--boot-loop-limit")?)?)
             }
-            "--user" => o.user = Some(val("--user")?),
+            "--user" => {
+                let u = val("--user")?;
+                o.user =
+                    Some(varta_host::config::parse_user(&u).map_err(|e| format!("--user: {e}"))?)
+            }
             flag if flag.starts_with("--") => {
                 rest.push(flag.into());
                 if flag != "--recovery-allow-udp" {
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
 
 fn run(o: Opts, s: Settings) -> Result<(), String> {
     let b = o.board.as_ref();
+    let user = o.user;
     // The watchdog first: from here on the countdown runs and the loop must pet it.
     let device = o
         .watchdog
@@ -232,6 +237,15 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
         .or(b.map(|b| b.state_dir.clone()))
         .unwrap_or_else(|| PathBuf::from("/var/lib/varta"));
     let store = StateDir::open(&state_dir)?;
+    if let Some((uid, gid)) = user {
+        // The state directory is written after privileges are dropped (the reset reason).
+        rustix::fs::chown(
+            &state_dir,
+            Some(rustix::process::Uid::from_raw(uid)),
+            Some(rustix::process::Gid::from_raw(gid)),
+        )
+        .map_err(|e| format!("--user: cannot hand {} over: {e}", state_dir.display()))?;
+    }
     let found = store.take();
     if let Some(e) = &found.record_error {
         log::warn!(
@@ -243,11 +257,14 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
         Some(w) => {
             let f = w.facts();
             log::info!(
-                "watchdog {}: \"{}\" firmware {}, options {}, timeout {} s{}{}",
+                "watchdog {}: \"{}\" firmware {}, options {}, status {}, boot status {}, \
+                 timeout {} s{}{}",
                 f.path.display(),
                 f.identity,
                 f.firmware_version,
                 flags::names(f.options),
+                flags::names(f.status),
+                flags::names(f.boot_status),
                 f.timeout_s,
                 f.pretimeout_s
                     .map(|p| format!(", pretimeout {p} s"))
@@ -325,13 +342,13 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
                 .map_err(|e| format!("socket directory {}: {e}", dir.display()))?;
         }
     }
-    let user = o.user.clone();
     let cfg = RunConfig::from_settings(s);
     let tracker = TRACKER.lock().unwrap_or_else(|p| p.into_inner());
     let mut d = Daemon::with_supervisor(cfg, tracker, hardware)?;
-    if let Some(u) = user {
-        drop_privileges(&u)?;
+    if let Some((uid, gid)) = user {
+        drop_privileges(uid, gid)?;
     }
+    varta_embedded::watchdog::startup_complete();
     d.run().map(|_| ())
 }
 
@@ -373,15 +390,14 @@ fn describe_boot(
     }
 }
 
-fn drop_privileges(user: &str) -> Result<(), String> {
-    let (uid, gid) = varta_host::config::parse_user(user).map_err(|e| format!("--user: {e}"))?;
+fn drop_privileges(uid: u32, gid: u32) -> Result<(), String> {
     // One thread here (signals arrive on a signalfd), so the per-thread calls suffice.
     rustix::thread::set_thread_groups(&[])
-        .map_err(|e| format!("--user {user}: dropping supplementary groups: {e}"))?;
+        .map_err(|e| format!("--user: dropping supplementary groups: {e}"))?;
     rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(gid))
-        .map_err(|e| format!("--user {user}: setgid {gid}: {e}"))?;
+        .map_err(|e| format!("--user: setgid {gid}: {e}"))?;
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
-        .map_err(|e| format!("--user {user}: setuid {uid}: {e}"))?;
+        .map_err(|e| format!("--user: setuid {uid}: {e}"))?;
     log::info!("running as uid {uid} gid {gid}");
     Ok(())
 }

@@ -150,9 +150,20 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-/// An open, running watchdog device. Dropping it without [`LinuxWatchdog::disarm`] leaves
-/// the countdown running (the kernel logs "watchdog did not stop!"): the board resets unless
-/// another owner takes over.
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The daemon is up (devices open, socket bound, privileges dropped). Before this, a
+/// [`LinuxWatchdog`] that is dropped (start-up failed: the socket is taken, the LED is
+/// missing...) disarms itself with the magic close, so the init system can restart the
+/// daemon instead of the board resetting over a configuration mistake. After it, dropping
+/// leaves the countdown running.
+pub fn startup_complete() {
+    STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// An open, running watchdog device. Once start-up is complete, dropping it without
+/// [`LinuxWatchdog::disarm`] leaves the countdown running (the kernel logs "watchdog did not
+/// stop!"): the board resets unless another owner takes over.
 #[derive(Debug)]
 pub struct LinuxWatchdog {
     fd: Option<OwnedFd>,
@@ -292,6 +303,28 @@ impl Watchdog for LinuxWatchdog {
         rustix::io::write(&fd, b"V")?;
         drop(fd);
         Ok(())
+    }
+}
+
+impl Drop for LinuxWatchdog {
+    fn drop(&mut self) {
+        if !STARTED.load(std::sync::atomic::Ordering::SeqCst) && self.fd.is_some() {
+            match self.disarm() {
+                Ok(()) => log::warn!(
+                    "start-up failed: {} disarmed with the magic close{}",
+                    self.facts.path.display(),
+                    if self.facts.nowayout == Some(true) {
+                        " (but the driver is nowayout: the board resets anyway)"
+                    } else {
+                        ""
+                    }
+                ),
+                Err(e) => log::warn!(
+                    "start-up failed and {} could not be disarmed ({e}): the board resets",
+                    self.facts.path.display()
+                ),
+            }
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub struct HardwareStatus {
     pub watchdog: String,
     /// The timeout the driver achieved, seconds.
     pub timeout_s: u32,
-    /// `grace`, `open`, `closed` or `degraded`.
+    /// `open`, `closed` (petting stopped) or `degraded` (the boot-loop guard keeps petting).
     pub gate: &'static str,
     /// Keepalives sent.
     pub pets: u64,

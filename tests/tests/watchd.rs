@@ -123,3 +123,51 @@ fn the_loop_drives_the_supervisor_and_status_shows_it() {
     drop(agent);
     obs.stop();
 }
+
+#[test]
+fn privileges_are_dropped_after_the_socket_is_bound() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to drop privileges");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let obs = Observer::start(
+        Path::new(WATCHD),
+        &[
+            "--no-watchdog",
+            "--no-led",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--user",
+            "nobody",
+        ],
+    );
+    // The socket was bound as root; the process then runs as nobody, and the state
+    // directory (written after the drop) was handed over first.
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = obs.child.id();
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = st.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let gid_line = st.lines().find(|l| l.starts_with("Gid:")).unwrap();
+    let groups = st.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert_eq!(
+        uid_line.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["65534"; 4],
+        "{uid_line}"
+    );
+    assert!(
+        !gid_line.split_whitespace().skip(1).any(|g| g == "0"),
+        "{gid_line}"
+    );
+    assert_eq!(
+        groups.trim(),
+        "Groups:",
+        "supplementary groups kept: {groups}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&state).unwrap().uid(), 65534);
+    let (rc, e) = stderr_of(&["--no-watchdog", "--user", "no-such-user-here"]);
+    assert_eq!(rc, 2, "{e}");
+    assert!(e.contains("--user"), "{e}");
+}
