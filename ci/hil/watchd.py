@@ -153,6 +153,17 @@ def judge(name: str, r: dict) -> Check:
         c.expect("watchdog" in lr and "crit-agent" in lr and "critical_agent_lost" in lr, f"last reset reported: {lr}")
         p, d = pattern(hil.get("led"))
         c.expect(p == "boot_loop_guard", f"LED {p} ({d})")
+    elif name == "initscript":
+        c.expect(hil.get("init_start") == "0", f"S50varta start exit {hil.get('init_start')}")
+        c.expect(hil.get("pidfile") == "yes", "pid file written")
+        c.expect(hil.get("alive") == "yes", "varta-watchd running under the init script")
+        c.expect("is running" in hil.get("init_status", ""), f"status: {hil.get('init_status')}")
+        c.expect(not wd, "no WATCHDOG event (running, then stopped with the magic close)")
+        c.expect(hil.get("init_stop") == "0", f"S50varta stop exit {hil.get('init_stop')}")
+        c.expect(hil.get("pidfile_after") == "no", "pid file removed")
+        c.expect(hil.get("gone") == "yes", "process gone after stop")
+        c.expect(hil.get("magic_close") == "yes", "magic close on the orderly stop")
+        c.expect(r.get("shutdown_reason") == "guest-shutdown", f"shutdown {r.get('shutdown_reason')}")
     return c
 
 
@@ -163,6 +174,7 @@ SCENARIOS = {
     "kill9": ("", 45),
     "orderly": ("", 60),
     "bootloop": ("bootloop_hex=" + boot_loop_record(3, "crit-agent").hex(), 60),
+    "initscript": ("", 60),
 }
 
 

@@ -23,7 +23,7 @@ varta-watchd: the VLP observer for embedded Linux that owns the hardware watchdo
 Usage: varta-watchd [--board NAME | --board-file PATH] [OPTIONS] [OBSERVER OPTIONS]
 
 Board and hardware:
-    --board NAME               built-in board profile (--list-boards)
+    --board NAME|PATH          built-in board profile (--list-boards), or a profile file
     --board-file PATH          board profile file (see boards/*.toml)
     --list-boards              print the built-in profiles and exit
     --watchdog DEVICE          watchdog device (over the profile's)
@@ -119,7 +119,15 @@ fn parse(args: Vec<OsString>, env: &Env) -> Result<Parsed, String> {
                 }
                 return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
-            "--board" => o.board = Some(Board::built_in(&val("--board")?)?),
+            "--board" => {
+                // A path names a profile file (handy in /etc/default/varta).
+                let v = val("--board")?;
+                o.board = Some(if v.contains('/') {
+                    Board::from_file(std::path::Path::new(&v))?
+                } else {
+                    Board::built_in(&v)?
+                })
+            }
             "--board-file" => {
                 o.board = Some(Board::from_file(
                     PathBuf::from(val("--board-file")?).as_path(),

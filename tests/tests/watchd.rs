@@ -171,3 +171,22 @@ fn privileges_are_dropped_after_the_socket_is_bound() {
     assert_eq!(rc, 2, "{e}");
     assert!(e.contains("--user"), "{e}");
 }
+
+#[test]
+fn the_shipped_default_config_and_every_board_profile_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let f = varta_host::config::file::load(&root.join("boards/init/varta.toml"))
+        .unwrap_or_else(|e| panic!("{}", e.0));
+    assert_eq!(f.observer.threshold_ms, Some(2000));
+    assert!(f.rules.is_empty(), "the example rules are commented out");
+    // A profile path works as --board (what /etc/default/varta may hold).
+    let board = root.join("boards/raspberrypi4.toml");
+    let (rc, e) = stderr_of(&[
+        "--board",
+        board.to_str().unwrap(),
+        "--watchdog-timeout",
+        "16",
+    ]);
+    assert_eq!(rc, 2);
+    assert!(e.contains("outside what bcm2835-wdt allows"), "{e}");
+}

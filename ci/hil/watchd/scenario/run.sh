@@ -44,7 +44,7 @@ sample() { # sample MS: the LED's levels over MS ms -> "HIL led=LEVEL:MS,..."
     fi
 }
 dump_log() { sed 's/^/watchd: /' $LOG; }
-alive() { if kill -0 "$WPID" 2>/dev/null; then hil alive yes; else hil alive no; fi; }
+alive() { if [ -n "$WPID" ] && kill -0 "$WPID" 2>/dev/null; then hil alive yes; else hil alive no; fi; }
 stop_watchd() {
     kill -TERM "$WPID"
     wait "$WPID"
@@ -142,6 +142,28 @@ bootloop)
     alive
     report_log
     stop_watchd
+    dump_log
+    ;;
+initscript)
+    # Start and stop varta-watchd through the image's BusyBox init script.
+    mkdir -p /etc/default
+    printf 'VARTA_BOARD=%s\nVARTA_ARGS="--recovery-audit-file %s/audit.log"\nVARTA_LOG=%s\n' \
+        "${HIL_BOARD:-qemu-x86_64}" "$STATE" "$LOG" >/etc/default/varta
+    /etc/init.d/S50varta start
+    hil init_start $?
+    if [ -f /var/run/varta-watchd.pid ]; then hil pidfile yes; else hil pidfile no; fi
+    WPID=$(cat /var/run/varta-watchd.pid 2>/dev/null || echo none)
+    agent crit-agent
+    sleep 7
+    alive
+    hil init_status "$(/etc/init.d/S50varta status)"
+    /etc/init.d/S50varta stop
+    hil init_stop $?
+    hil mark stopped
+    if [ -f /var/run/varta-watchd.pid ]; then hil pidfile_after yes; else hil pidfile_after no; fi
+    if kill -0 "$WPID" 2>/dev/null; then hil gone no; else hil gone yes; fi
+    report_log
+    sleep 8
     dump_log
     ;;
 *)
