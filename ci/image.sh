@@ -37,6 +37,15 @@ if [ -n "$out" ]; then
 fi
 echo "systemd-analyze verify: $(find boards/init/systemd -name '*.service' | wc -l) units clean"
 
+echo "--- reference pages (the binaries' --help)"
+for b in varta-watch varta-watchd; do
+    if ! "$TD/debug/$b" --help | diff -u "boards/init/doc/$b.txt" -; then
+        echo "boards/init/doc/$b.txt is stale: regenerate with: $b --help > boards/init/doc/$b.txt"
+        exit 1
+    fi
+done
+echo "reference pages current"
+
 if [ -f ci/yocto-crates.py ]; then
     echo "--- Yocto crates list"
     python3 ci/yocto-crates.py --check
