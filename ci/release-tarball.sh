@@ -238,6 +238,10 @@ check)
         fi
     done <<<"$lic"
     [ $status -eq 0 ] || exit 1
-    echo "release-tarball: $HASH_FILE matches $name from $ref ($(git rev-parse --short "$built_commit")): $sha"
+    if [ "$recorded" = "$sha" ]; then
+        echo "release-tarball: $HASH_FILE matches $name from $ref ($(git rev-parse --short "$built_commit")): $sha"
+    else
+        echo "release-tarball: ok before the release (reproducible $name from $ref: $sha)"
+    fi
     ;;
 esac
