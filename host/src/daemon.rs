@@ -468,9 +468,15 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
 
     /// Send one event to every consumer: pid watching, outputs (export, log, metrics).
     fn route(&mut self, e: &Event, now: Instant) {
+        // Only a Unix-socket agent's pid is a local, kernel-attested process: a UDP frame's
+        // pid is whatever the sender wrote (often another host's), never watched for exit.
+        let local = e
+            .pid()
+            .and_then(|p| self.observer.meta(p))
+            .is_some_and(|m| m.transport == crate::observer::Transport::Unix);
         match *e {
-            Event::Registered { pid, .. } => self.watch_pid(pid, now),
-            Event::PidReused { pid } => {
+            Event::Registered { pid, .. } if local => self.watch_pid(pid, now),
+            Event::PidReused { pid } if local => {
                 self.unwatch_pid(pid);
                 self.watch_pid(pid, now);
             }
