@@ -8,9 +8,10 @@ use crate::clock::OsClock;
 use crate::config::AgentRule;
 use crate::control::ControlServer;
 use crate::identity::ProcFs;
+use crate::listener::admission::{self, FloodGuard, FloodPolicy};
 use crate::listener::udp::UdpListener;
 use crate::listener::unix::{BindOptions, UnixListener};
-use crate::listener::{Datagram, RECV_BUF};
+use crate::listener::{Datagram, Sender, RECV_BUF};
 use crate::observer::{Allowlist, Observer};
 use crate::pidwatch::{PidWatch, Watch};
 use crate::recovery::{AgentView, Recovery, Report};
@@ -165,6 +166,7 @@ pub struct Daemon<const N: usize, S: Supervisor = ()> {
     started: Instant,
     supervisor: S,
     notices: Vec<Notice>,
+    flood: Option<FloodGuard>,
     next_sd_watchdog: Option<Instant>,
     shutdown_at: Option<Instant>,
 }
@@ -240,7 +242,17 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             log::info!("recovery commands configured without --recovery-audit-file: no audit log");
         }
         supervisor.set_rules(&cfg.rules, now);
+        // The kernel-side flood filter starts empty; without it (an old kernel, a seccomp
+        // policy) the observer still works, only without admission control.
+        let flood = match admission::attach(unix.fd(), &[]) {
+            Ok(()) => Some(FloodGuard::new(FloodPolicy::DEFAULT)),
+            Err(e) => {
+                log::warn!("no kernel flood filter on the socket ({e}): a flooding agent can crowd others out");
+                None
+            }
+        };
         Ok(Daemon {
+            flood,
             supervisor,
             notices: Vec::new(),
             recovery,
@@ -279,6 +291,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             self.next_sd_watchdog,
             self.shutdown_at,
             self.supervisor.next_due(),
+            self.flood.as_ref().and_then(|f| f.next_due()),
         ]
         .into_iter()
         .flatten()
@@ -394,6 +407,15 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                 Ok(Some(d)) => {
                     n += 1;
                     let now = self.clock.now_instant();
+                    if let (Some(f), Some(Sender::Unix { pid, .. })) = (&mut self.flood, d.sender) {
+                        if f.note(pid, now) {
+                            log::warn!(
+                                "pid {pid} floods the socket: its ordinary frames are dropped in the \
+                                 kernel for a while (Critical and terminal frames still pass)"
+                            );
+                            self.refilter();
+                        }
+                    }
                     self.on_datagram(&buf, &d, now);
                 }
                 Ok(None) => break,
@@ -438,7 +460,20 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         }
     }
 
+    /// Re-attach the kernel filter for the pids blocked now.
+    fn refilter(&mut self) {
+        let Some(f) = &self.flood else { return };
+        if let Err(e) = admission::attach(self.unix.fd(), &f.blocked()) {
+            log::warn!("kernel flood filter: {e}; admission control off");
+            let _ = admission::attach(self.unix.fd(), &[]);
+            self.flood = None;
+        }
+    }
+
     fn on_due(&mut self, now: Instant) {
+        if self.flood.as_mut().is_some_and(|f| f.expire(now)) {
+            self.refilter();
+        }
         let stalls: Vec<Event> = self.observer.expire(now).to_vec();
         for e in &stalls {
             self.route(e, now);

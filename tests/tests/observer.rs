@@ -260,9 +260,6 @@ fn published_client_interop() {
 }
 
 #[test]
-#[ignore = "kernel admission: a sender spinning on EAGAIN keeps the shared receive queue \
-            (net.unix.max_dgram_qlen) full, so other agents' sends are refused before the \
-            observer sees them; needs an in-kernel per-pid drop filter (open work)"]
 fn flood_does_not_cause_false_stalls_or_lose_critical() {
     let obs = Observer::start(watch(), &["--threshold-ms", "1000"]);
     let flood = Agent::start(
@@ -271,8 +268,9 @@ fn flood_does_not_cause_false_stalls_or_lose_critical() {
         &["--beats", "0", "--after", "flood", "--duration-ms", "10000"],
     );
     // The kernel queue of a Unix datagram socket is short (net.unix.max_dgram_qlen, often
-    // 10) and a sender spinning on EAGAIN wins most freed slots, so the well-behaved agent
-    // retries refused sends: what is measured here is the observer, not kernel admission.
+    // 10): without the observer's kernel-side filter the flooder keeps it full and the
+    // well-behaved agent's sends are refused. It does not retry: a refused send is a beat
+    // lost, as with the published clients.
     let good = Agent::start(
         agent_bin(),
         &obs.socket,
@@ -285,7 +283,6 @@ fn flood_does_not_cause_false_stalls_or_lose_critical() {
             "critical",
             "--payload",
             "9",
-            "--retry-eagain",
         ],
     );
     let gpid = good.pid();
@@ -313,6 +310,9 @@ fn flood_does_not_cause_false_stalls_or_lose_critical() {
         .filter(|r| r.kind == "beat" && r.pid == flood.pid())
         .count();
     assert!(flood_beats > 1000, "the flood did flood ({flood_beats})");
+    eprintln!(
+        "flood: {good_beats} of 50 beats seen from the agent, {flood_beats} from the flooder"
+    );
     drop(flood);
 }
 

@@ -1,5 +1,6 @@
 //! Datagram listeners: the Unix socket (kernel-attested sender identity) and plain UDP.
 
+pub mod admission;
 pub mod udp;
 pub mod unix;
 
