@@ -92,6 +92,18 @@ fn why(r: &GateReason) -> &'static str {
     }
 }
 
+/// An audit record about the board's reset, blaming `name` (`pid`).
+fn reset_entry(pid: u32, name: String, detail: String) -> Entry {
+    Entry {
+        kind: Kind::ResetReason,
+        pid: Some(pid),
+        name,
+        child: None,
+        attempt: None,
+        detail,
+    }
+}
+
 fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -231,18 +243,15 @@ impl<W: Watchdog, P: OutputPin, S: Persist> Hardware<W, P, S> {
                 );
                 self.pending.push(Notice {
                     event: None,
-                    audit: Some(Entry {
-                        kind: Kind::ResetReason,
-                        pid: Some(pid),
+                    audit: Some(reset_entry(
+                        pid,
                         name,
-                        child: None,
-                        attempt: None,
-                        detail: format!(
+                        format!(
                             "boot-loop guard tripped after {} resets: {}; not resetting",
                             rec.consecutive,
                             why(&reason)
                         ),
-                    }),
+                    )),
                 });
             }
             GateChange::Stable { record } => {
@@ -285,17 +294,14 @@ impl<W: Watchdog, P: OutputPin, S: Persist> Hardware<W, P, S> {
         }
         self.pending.push(Notice {
             event: Some(Event::GateClosed { reason }),
-            audit: Some(Entry {
-                kind: Kind::ResetReason,
-                pid: Some(pid),
+            audit: Some(reset_entry(
+                pid,
                 name,
-                child: None,
-                attempt: None,
-                detail: format!(
+                format!(
                     "gate closed: {} (reset {} in a row)",
                     rr.why, record.consecutive
                 ),
-            }),
+            )),
         });
     }
 

@@ -140,6 +140,13 @@ impl Rig {
         self.hw.on_event(&e, Some(info), now);
         self.hw.on_due(now, &mut self.notices);
     }
+    fn register(&mut self, pid: u32, critical: bool, at: u64) {
+        let e = Event::Registered {
+            pid,
+            status: Status::Ok,
+        };
+        self.event(e, critical, at);
+    }
     fn pets(&self) -> usize {
         self.log.borrow().iter().filter(|s| *s == "pet").count()
     }
@@ -148,14 +155,7 @@ impl Rig {
 #[test]
 fn grace_then_healthy_agents_keep_the_watchdog_petted() {
     let mut r = rig(BootLoopRecord::CLEAR, false, &[]);
-    r.event(
-        Event::Registered {
-            pid: 10,
-            status: Status::Ok,
-        },
-        true,
-        100,
-    );
+    r.register(10, true, 100);
     r.run(10_000);
     // One pet at start, then every 500 ms for 10 s.
     assert!((20..=22).contains(&r.pets()), "{} pets", r.pets());
@@ -168,14 +168,7 @@ fn grace_then_healthy_agents_keep_the_watchdog_petted() {
 #[test]
 fn a_critical_stall_past_the_window_persists_the_reason_then_stops_petting() {
     let mut r = rig(BootLoopRecord::CLEAR, true, &[]);
-    r.event(
-        Event::Registered {
-            pid: 10,
-            status: Status::Ok,
-        },
-        true,
-        100,
-    );
+    r.register(10, true, 100);
     r.run(4_000);
     r.event(
         Event::Stall {
@@ -230,24 +223,10 @@ fn a_critical_stall_past_the_window_persists_the_reason_then_stops_petting() {
 #[test]
 fn a_restarted_critical_agent_within_the_window_keeps_the_gate_open() {
     let mut r = rig(BootLoopRecord::CLEAR, false, &[]);
-    r.event(
-        Event::Registered {
-            pid: 10,
-            status: Status::Ok,
-        },
-        true,
-        100,
-    );
+    r.register(10, true, 100);
     r.event(Event::Exited { pid: 10 }, true, 3_000);
     r.run(5_000);
-    r.event(
-        Event::Registered {
-            pid: 11,
-            status: Status::Ok,
-        },
-        true,
-        5_000,
-    );
+    r.register(11, true, 5_000);
     r.run(20_000);
     assert_eq!(r.hw.decision(), GateDecision::Pet);
     assert!(r.saved.borrow().is_empty());
@@ -257,14 +236,7 @@ fn a_restarted_critical_agent_within_the_window_keeps_the_gate_open() {
 #[test]
 fn a_non_critical_stall_never_resets_but_shows_degraded() {
     let mut r = rig(BootLoopRecord::CLEAR, false, &[]);
-    r.event(
-        Event::Registered {
-            pid: 20,
-            status: Status::Ok,
-        },
-        false,
-        100,
-    );
+    r.register(20, false, 100);
     r.run(2_500);
     r.event(
         Event::Stall {
@@ -293,14 +265,7 @@ fn a_non_critical_stall_never_resets_but_shows_degraded() {
 #[test]
 fn escalation_closes_the_gate_at_once() {
     let mut r = rig(BootLoopRecord::CLEAR, false, &[]);
-    r.event(
-        Event::Registered {
-            pid: 10,
-            status: Status::Ok,
-        },
-        true,
-        100,
-    );
+    r.register(10, true, 100);
     r.run(3_000);
     r.event(Event::Escalated { pid: 10 }, true, 3_000);
     assert_eq!(
@@ -334,14 +299,7 @@ fn the_boot_loop_guard_keeps_petting_degraded_instead_of_resetting_again() {
     let culprit = agent_key(b"modem");
     let record = BootLoopRecord::CLEAR.blame(culprit, 2).blame(culprit, 2);
     let mut r = rig(record, false, &[]);
-    r.event(
-        Event::Registered {
-            pid: 10,
-            status: Status::Ok,
-        },
-        true,
-        100,
-    );
+    r.register(10, true, 100);
     r.run(2_500);
     r.event(
         Event::Stall {

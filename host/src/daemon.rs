@@ -587,6 +587,9 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     }
 
     fn tell_supervisor(&mut self, e: &Event, now: Instant) {
+        if !S::ACTIVE {
+            return;
+        }
         let info = e.pid().and_then(|pid| {
             self.observer.meta(pid).map(|m| AgentInfo {
                 pid,

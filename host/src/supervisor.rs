@@ -51,6 +51,9 @@ pub struct HardwareStatus {
 
 /// The hook. Every method has a do-nothing default; `()` is the host's (no hardware).
 pub trait Supervisor {
+    /// False for a supervisor that ignores events, so the loop skips resolving the agent
+    /// for each of them (every beat would pay a lookup for nothing).
+    const ACTIVE: bool = true;
     /// The rules in force (at start and after every reload).
     fn set_rules(&mut self, _rules: &[AgentRule], _now: Instant) {}
     /// An event the loop routed (agent events and recovery reports alike).
@@ -69,4 +72,6 @@ pub trait Supervisor {
     }
 }
 
-impl Supervisor for () {}
+impl Supervisor for () {
+    const ACTIVE: bool = false;
+}
