@@ -9,6 +9,7 @@ use crate::config::AgentRule;
 use crate::control::ControlServer;
 use crate::identity::ProcFs;
 use crate::listener::admission::{self, FloodGuard, FloodPolicy};
+use crate::listener::batch::{Batch, BATCH_LEN};
 use crate::listener::udp::UdpListener;
 use crate::listener::unix::{BindOptions, UnixListener};
 use crate::listener::{Datagram, Sender, RECV_BUF};
@@ -56,6 +57,8 @@ pub struct RunConfig {
     pub allow: Allowlist,
     /// Maximum pidfds held for exit detection.
     pub pidfd_limit: usize,
+    /// Kernel flood filter (limit 0: off).
+    pub flood: FloodPolicy,
     /// Stop after this long (tests, benchmarks).
     pub shutdown_after: Option<Duration>,
     /// Outputs.
@@ -92,6 +95,10 @@ impl RunConfig {
                 gids: s.allow_gids,
             },
             pidfd_limit: s.pidfd_limit,
+            flood: FloodPolicy {
+                limit: s.flood_limit,
+                ..FloodPolicy::DEFAULT
+            },
             shutdown_after: s.shutdown_after,
             outputs: crate::export::OutputConfig {
                 export_file: s.export_file,
@@ -167,6 +174,7 @@ pub struct Daemon<const N: usize, S: Supervisor = ()> {
     supervisor: S,
     notices: Vec<Notice>,
     flood: Option<FloodGuard>,
+    batch: Batch,
     next_sd_watchdog: Option<Instant>,
     shutdown_at: Option<Instant>,
 }
@@ -244,14 +252,18 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         supervisor.set_rules(&cfg.rules, now);
         // The kernel-side flood filter starts empty; without it (an old kernel, a seccomp
         // policy) the observer still works, only without admission control.
-        let flood = match admission::attach(unix.fd(), &[]) {
-            Ok(()) => Some(FloodGuard::new(FloodPolicy::DEFAULT)),
-            Err(e) => {
-                log::warn!("no kernel flood filter on the socket ({e}): a flooding agent can crowd others out");
-                None
-            }
+        let flood = match cfg.flood.limit {
+            0 => None,
+            _ => match admission::attach(unix.fd(), &[]) {
+                Ok(()) => Some(FloodGuard::new(cfg.flood)),
+                Err(e) => {
+                    log::warn!("no kernel flood filter on the socket ({e}): a flooding agent can crowd others out");
+                    None
+                }
+            },
         };
         Ok(Daemon {
+            batch: Batch::new(),
             flood,
             supervisor,
             notices: Vec::new(),
@@ -328,7 +340,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             for ev in events.iter() {
                 let tok = ev.data.u64();
                 match tok {
-                    TOK_UNIX => self.drain_unix(),
+                    TOK_UNIX => self.drain_unix(woke),
                     TOK_UDP => self.drain_udp(),
                     TOK_TIMER => self.timer.acknowledge(),
                     TOK_SIGNAL => {
@@ -373,7 +385,9 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                     _ => {}
                 }
             }
-            let now = self.clock.now_instant();
+            // Handling the events took microseconds: what is due is judged at the wake-up
+            // time (a deadline passed meanwhile re-arms the timer as already due).
+            let now = woke;
             self.on_due(now);
             if let Some(at) = self.shutdown_at {
                 if now >= at {
@@ -399,30 +413,40 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         self.stats.busy_total = self.stats.busy_total + busy;
     }
 
-    fn drain_unix(&mut self) {
-        let mut buf = [0u8; RECV_BUF];
+    fn drain_unix(&mut self, woke: Instant) {
         let mut n = 0u64;
-        for _ in 0..BATCH {
-            match self.unix.recv(&mut buf) {
-                Ok(Some(d)) => {
-                    n += 1;
-                    let now = self.clock.now_instant();
-                    if let (Some(f), Some(Sender::Unix { pid, .. })) = (&mut self.flood, d.sender) {
-                        if f.note(pid, now) {
-                            log::warn!(
-                                "pid {pid} floods the socket: its ordinary frames are dropped in the \
-                                 kernel for a while (Critical and terminal frames still pass)"
-                            );
-                            self.refilter();
-                        }
-                    }
-                    self.on_datagram(&buf, &d, now);
-                }
-                Ok(None) => break,
+        while n < BATCH as u64 {
+            let got = match self.batch.recv(self.unix.fd()) {
+                Ok(g) => g,
                 Err(e) => {
                     log::warn!("receive on {}: {}", self.unix.path().display(), e);
                     break;
                 }
+            };
+            // One clock reading per batch (the wake-up time for the first): a batch is read
+            // in one call, and handling 32 frames takes microseconds.
+            let now = if n == 0 {
+                woke
+            } else {
+                self.clock.now_instant()
+            };
+            for i in 0..got {
+                let (bytes, d) = self.batch.get(i);
+                let buf = *bytes;
+                if let (Some(f), Some(Sender::Unix { pid, .. })) = (&mut self.flood, d.sender) {
+                    if f.note(pid, now) {
+                        log::warn!(
+                            "pid {pid} floods the socket: its ordinary frames are dropped in the \
+                             kernel for a while (Critical and terminal frames still pass)"
+                        );
+                        self.refilter();
+                    }
+                }
+                self.on_datagram(&buf, &d, now);
+            }
+            n += got as u64;
+            if got < BATCH_LEN {
+                break;
             }
         }
         self.stats.max_batch = self.stats.max_batch.max(n);
@@ -505,13 +529,14 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     fn route(&mut self, e: &Event, now: Instant) {
         // Only a Unix-socket agent's pid is a local, kernel-attested process: a UDP frame's
         // pid is whatever the sender wrote (often another host's), never watched for exit.
-        let local = e
-            .pid()
-            .and_then(|p| self.observer.meta(p))
-            .is_some_and(|m| m.transport == crate::observer::Transport::Unix);
+        let local = |me: &Self, pid: u32| {
+            me.observer
+                .meta(pid)
+                .is_some_and(|m| m.transport == crate::observer::Transport::Unix)
+        };
         match *e {
-            Event::Registered { pid, .. } if local => self.watch_pid(pid, now),
-            Event::PidReused { pid } if local => {
+            Event::Registered { pid, .. } if local(self, pid) => self.watch_pid(pid, now),
+            Event::PidReused { pid } if local(self, pid) => {
                 self.unwatch_pid(pid);
                 self.watch_pid(pid, now);
             }

@@ -5,6 +5,7 @@
 use crate::config::{match_rule, AgentFacts, AgentRule};
 use crate::identity::ProcFs;
 use crate::listener::{Datagram, Sender};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::MutexGuard;
 use varta_core::event::{Event, Reject};
@@ -79,7 +80,7 @@ pub struct Counters {
 pub struct Observer<const N: usize> {
     tracker: MutexGuard<'static, Tracker<N>>,
     rules: Vec<AgentRule>,
-    meta: HashMap<u32, AgentMeta>,
+    meta: FxHashMap<u32, AgentMeta>,
     allow: Allowlist,
     proc: ProcFs,
     default_threshold: Duration,
@@ -99,7 +100,7 @@ impl<const N: usize> Observer<N> {
         Observer {
             tracker,
             rules,
-            meta: HashMap::new(),
+            meta: FxHashMap::default(),
             allow,
             proc,
             default_threshold,

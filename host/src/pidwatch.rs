@@ -2,9 +2,9 @@
 //! an exit is reported at once instead of at the stall threshold. Bounded: beyond the limit
 //! (or on kernels without pidfd_open) agents fall back to stall detection.
 
+use rustc_hash::FxHashMap;
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
-use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Result of asking to watch a pid.
@@ -23,7 +23,7 @@ pub enum Watch {
 /// The set of pidfds the observer holds.
 #[derive(Debug)]
 pub struct PidWatch {
-    fds: HashMap<u32, OwnedFd>,
+    fds: FxHashMap<u32, OwnedFd>,
     limit: usize,
     supported: bool,
 }
@@ -32,7 +32,7 @@ impl PidWatch {
     /// At most `limit` pidfds at once.
     pub fn new(limit: usize) -> Self {
         PidWatch {
-            fds: HashMap::new(),
+            fds: FxHashMap::default(),
             limit,
             supported: true,
         }

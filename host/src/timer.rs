@@ -43,20 +43,25 @@ impl Timer {
         self.armed
     }
 
-    /// Arm for `at` (absolute), or disarm with `None`. A no-op if unchanged, so the loop
-    /// can call it every iteration without a syscall.
+    /// Make sure the timer fires no later than `at` (absolute). The loop calls this every
+    /// iteration with its earliest due time, so it costs a syscall only when that time moved
+    /// *earlier* than what is armed (or nothing is armed). When it moved later — the usual
+    /// case: an agent's beat pushes its own deadline back — the earlier expiry stays: the
+    /// loop wakes once, finds nothing due, and arms the later time then. That trades one
+    /// early wake-up per deadline for a timerfd_settime on every beat. `None` (nothing due
+    /// at all) leaves an armed timer alone for the same reason.
     pub fn set(&mut self, at: Option<Instant>) -> io::Result<()> {
-        if at == self.armed {
+        let Some(at) = at else { return Ok(()) };
+        if self.armed.is_some_and(|armed| armed <= at) {
             return Ok(());
         }
         // An absolute expiry of 0 would disarm: clamp to 1 ns (already due).
-        let value = at.map(|t| ts(t.as_nanos().max(1))).unwrap_or(ts(0));
         let spec = Itimerspec {
             it_interval: ts(0),
-            it_value: value,
+            it_value: ts(at.as_nanos().max(1)),
         };
         timerfd_settime(&self.fd, TimerfdTimerFlags::ABSTIME, &spec)?;
-        self.armed = at;
+        self.armed = Some(at);
         Ok(())
     }
 
@@ -89,5 +94,33 @@ mod tests {
         assert!(waited >= Duration::from_millis(20), "{waited}");
         t.acknowledge();
         assert_eq!(t.armed(), None);
+    }
+
+    #[test]
+    fn rearms_only_when_due_earlier() {
+        let clock = OsClock::new(ClockSource::Monotonic);
+        let mut t = Timer::new(&clock).unwrap();
+        let start = clock.now_instant();
+        let early = start + Duration::from_millis(30);
+        t.set(Some(start + Duration::from_secs(3600))).unwrap();
+        t.set(Some(early)).unwrap();
+        assert_eq!(t.armed(), Some(early));
+        // Later or nothing: the earlier expiry stays, and it does fire.
+        t.set(Some(start + Duration::from_secs(7200))).unwrap();
+        t.set(None).unwrap();
+        assert_eq!(t.armed(), Some(early));
+        let mut pfd = [rustix::event::PollFd::new(
+            &t.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::time::Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        assert_eq!(rustix::event::poll(&mut pfd, Some(&timeout)).unwrap(), 1);
+        assert!(clock.now_instant() >= early);
+        t.acknowledge();
+        t.set(Some(start + Duration::from_secs(7200))).unwrap();
+        assert_eq!(t.armed(), Some(start + Duration::from_secs(7200)));
     }
 }

@@ -42,6 +42,9 @@ OPTIONS (run):
     --agent-rate N[/BURST]     per-agent frames per second, 0 = unlimited [default: 0]
     --global-rate N            all agents' frames per second, 0 = unlimited [default: 0]
     --pidfd-limit N            most processes watched for exit with a pidfd [default: 4096]
+    --flood-limit N            datagrams one pid may send within 100 ms before the kernel drops
+                               its ordinary frames for 200 ms (Critical and terminal frames
+                               always pass), 0 = off [default: 200]
     --log-format FMT           text or json [default: text]
     --log-level LEVEL          error, warn, info, debug, trace [default: info]
     --shutdown-after-secs S    stop after S seconds (tests)
@@ -252,6 +255,7 @@ const KNOWN: &[&str] = &[
     "--agent-rate",
     "--global-rate",
     "--pidfd-limit",
+    "--flood-limit",
     "--log-format",
     "--log-level",
     "--shutdown-after-secs",
@@ -333,6 +337,9 @@ fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result
             }
             "--global-rate" => s.global_rate = n(&v)? as u32,
             "--pidfd-limit" => s.pidfd_limit = n(&v)? as usize,
+            "--flood-limit" => {
+                s.flood_limit = with(u32::try_from(n(&v)?).map_err(|e| e.to_string()), f)?
+            }
             "--log-format" => s.log_format = with(parse_log_format(&v), f)?,
             "--log-level" => s.log_level = with(parse_log_level(&v), f)?,
             "--shutdown-after-secs" => s.shutdown_after = Some(Duration::from_secs(n(&v)?)),

@@ -114,6 +114,9 @@ pub struct Settings {
     pub global_rate: u32,
     /// Most pidfds held for exit detection.
     pub pidfd_limit: usize,
+    /// Datagrams from one pid within the flood window before the kernel filter blocks it
+    /// (0: no flood filter).
+    pub flood_limit: u32,
     /// Stop after this long.
     pub shutdown_after: Option<Duration>,
     /// Config file (re-read on SIGHUP).
@@ -155,6 +158,7 @@ impl Settings {
             agent_rate: (0, 0),
             global_rate: 0,
             pidfd_limit: 4096,
+            flood_limit: 200,
             shutdown_after: None,
             config_file: None,
             rules: Vec::new(),
@@ -297,6 +301,9 @@ pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Resul
     }
     if let Some(v) = o.pidfd_limit {
         s.pidfd_limit = v;
+    }
+    if let Some(v) = o.flood_limit {
+        s.flood_limit = v;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! `limit` datagrams within `window`, for `block_for`; then it is let in again (and blocked
 //! again if it still floods), so it keeps beating often enough never to look stalled.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use varta_core::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub const MAX_BLOCKED: usize = 32;
 #[derive(Debug)]
 pub struct FloodGuard {
     policy: FloodPolicy,
-    counts: HashMap<u32, (Instant, u32)>,
+    counts: FxHashMap<u32, (Instant, u32)>,
     blocked: Vec<(u32, Instant)>,
     /// Times a pid was blocked.
     pub blocks: u64,
@@ -58,7 +58,7 @@ impl FloodGuard {
     pub fn new(policy: FloodPolicy) -> Self {
         FloodGuard {
             policy,
-            counts: HashMap::new(),
+            counts: FxHashMap::default(),
             blocked: Vec::new(),
             blocks: 0,
         }

@@ -1,6 +1,7 @@
 //! Datagram listeners: the Unix socket (kernel-attested sender identity) and plain UDP.
 
 pub mod admission;
+pub mod batch;
 pub mod udp;
 pub mod unix;
 
