@@ -254,3 +254,5 @@ pub fn run(bin: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run binary")
 }
+
+pub mod bench;

@@ -1,0 +1,5 @@
+//! The benchmark harness: `varta-bench --help`, or `ci/bench.sh`.
+
+fn main() {
+    varta_tests::bench::main();
+}
