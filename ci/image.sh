@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks of the image component (boards/): the systemd units with systemd-analyze verify,
-# every shell script with shellcheck, the Yocto crates list against Cargo.lock, and the
-# release tarball against the Buildroot hash. The init script's real start/stop runs in the
+# every shell script with shellcheck, the Buildroot and Yocto install steps and the udev
+# rules (ci/image-install.sh), the Yocto crates list against Cargo.lock, and the release
+# tarball against the Buildroot hash. The init script's real start/stop runs in the
 # QEMU suite (ci/hil). A full bitbake or Buildroot build does not run here (see the READMEs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,9 @@ for b in varta-watch varta-watchd; do
     fi
 done
 echo "reference pages current"
+
+echo "--- install steps (Buildroot, Yocto) and udev rules"
+ci/image-install.sh
 
 if [ -f ci/yocto-crates.py ]; then
     echo "--- Yocto crates list"

@@ -56,6 +56,45 @@ def boot_loop_record(consecutive: int, culprit: str, reason: int = 2) -> bytes:
     return head + crc32c(head).to_bytes(4, "little")
 
 
+# What varta-watchd must report as the last reset in the bootloop scenario: the record
+# watchd/scenario/run.sh leaves (agent=crit-agent pid=77 why=critical_agent_lost) and an
+# i6300esb, whose options lack WDIOF_CARDRESET, so the record decides (embedded/src/boot.rs).
+BOOTLOOP_LAST_RESET = (
+    "watchdog (by the record; this driver does not report the boot cause), "
+    "because crit-agent (pid 77) critical_agent_lost"
+)
+
+
+def audit_trail(v: str) -> list[tuple[int, str, str, str]]:
+    """(seq, kind, child, detail) of the scenario's "SEQ KIND CHILD DETAIL|..." audit_trail line."""
+    out = []
+    for rec in filter(None, v.split("|")):
+        f = rec.split(" ", 3)
+        if len(f) == 4 and f[0].isdigit():
+            out.append((int(f[0]), f[1], f[2], f[3]))
+    return out
+
+
+def recovery_failed_before_reset(trail: list[tuple[int, str, str, str]]) -> tuple[bool, str]:
+    """The recovery command (/bin/false) was started, that command exited with code 1, and
+    only then did the gate close, all in audit order."""
+    spawn = next(((s, c) for s, k, c, d in trail if k == "spawn" and 'argv=["/bin/false"]' in d), None)
+    done = spawn and next(
+        (s for s, k, c, d in trail
+         if k == "complete" and c == spawn[1] and s > spawn[0] and d.startswith("exited with code 1 ")),
+        None,
+    )
+    closed = next(
+        (s for s, k, c, d in trail if k == "reset_reason" and d.startswith("gate closed: critical_agent_lost")),
+        None,
+    )
+    ok = bool(spawn and done and closed and done < closed)
+    return ok, (
+        f"recovery pid {spawn and spawn[1]} started at audit seq {spawn and spawn[0]}, "
+        f"exited 1 at seq {done}, gate closed at seq {closed}"
+    )
+
+
 def runs(led: str) -> list[tuple[str, int]]:
     out = []
     for part in filter(None, led.split(",")):
@@ -116,6 +155,9 @@ def judge(name: str, r: dict) -> Check:
         c.expect(r.get("shutdown_reason") == "guest-reset", f"shutdown {r.get('shutdown_reason')}")
         reason = hil.get("reason", "")
         c.expect("agent=crit-agent" in reason and "why=critical_agent_lost" in reason, f"reset reason: {reason}")
+        trail = hil.get("audit_trail", "")
+        ok, d = recovery_failed_before_reset(audit_trail(trail))
+        c.expect(ok, f"recovery ran and failed before the gate closed ({d})" + ("" if ok else f": {trail!r}"))
         t = after.get("reason-written")
         # Petting stops when the reason is on disk: the last pet was at most one interval
         # before, and the i6300esb fires ~3.02 s after the last pet.
@@ -150,7 +192,10 @@ def judge(name: str, r: dict) -> Check:
         c.expect(hil.get("alive") == "yes", "varta-watchd alive")
         c.expect(hil.get("guard") == "yes", "boot-loop guard alarm logged")
         lr = hil.get("last_reset", "")
-        c.expect("watchdog" in lr and "crit-agent" in lr and "critical_agent_lost" in lr, f"last reset reported: {lr}")
+        c.expect(
+            lr == BOOTLOOP_LAST_RESET,
+            f"last reset reported: {lr!r}" + ("" if lr == BOOTLOOP_LAST_RESET else f", expected {BOOTLOOP_LAST_RESET!r}"),
+        )
         p, d = pattern(hil.get("led"))
         c.expect(p == "boot_loop_guard", f"LED {p} ({d})")
     elif name == "initscript":

@@ -261,33 +261,31 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
             state_dir.display()
         );
     }
-    let (watchdog_reset, last_reset) = match &wd {
-        Some(w) => {
-            let f = w.facts();
-            log::info!(
-                "watchdog {}: \"{}\" firmware {}, options {}, status {}, boot status {}, \
-                 timeout {} s{}{}",
-                f.path.display(),
-                f.identity,
-                f.firmware_version,
-                flags::names(f.options),
-                flags::names(f.status),
-                flags::names(f.boot_status),
-                f.timeout_s,
-                f.pretimeout_s
-                    .map(|p| format!(", pretimeout {p} s"))
-                    .unwrap_or_default(),
-                match f.nowayout {
-                    Some(true) => ", nowayout",
-                    _ => "",
-                }
-            );
-            describe_boot(f, found.reason.as_ref())
-        }
-        None => (false, "unknown (no watchdog)".to_string()),
-    };
-    log::info!("last reset: {last_reset}");
-    let record = BootLoopRecord::carry_over(found.record, watchdog_reset);
+    if let Some(w) = &wd {
+        let f = w.facts();
+        log::info!(
+            "watchdog {}: \"{}\" firmware {}, options {}, status {}, boot status {}, \
+             timeout {} s{}{}",
+            f.path.display(),
+            f.identity,
+            f.firmware_version,
+            flags::names(f.options),
+            flags::names(f.status),
+            flags::names(f.boot_status),
+            f.timeout_s,
+            f.pretimeout_s
+                .map(|p| format!(", pretimeout {p} s"))
+                .unwrap_or_default(),
+            match f.nowayout {
+                Some(true) => ", nowayout",
+                _ => "",
+            }
+        );
+    }
+    let last =
+        varta_embedded::boot::describe(wd.as_ref().map(|w| w.facts()), found.reason.as_ref());
+    log::info!("last reset: {}", last.text);
+    let record = BootLoopRecord::carry_over(found.record, last.by_watchdog);
     if record.consecutive > 0 {
         log::warn!(
             "{} consecutive watchdog reset(s) blamed on the same agent so far",
@@ -338,7 +336,7 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
             .map(|w| format!("{} on {}", w.facts().identity, w.facts().path.display()))
             .unwrap_or_default(),
         nowayout: wd.as_ref().and_then(|w| w.facts().nowayout),
-        last_reset,
+        last_reset: last.text,
     };
     if hw.magic_close && hw.nowayout == Some(true) {
         log::warn!("magic close configured, but the driver is nowayout: it cannot be disarmed");
@@ -358,44 +356,6 @@ fn run(o: Opts, s: Settings) -> Result<(), String> {
     }
     varta_embedded::watchdog::startup_complete();
     d.run().map(|_| ())
-}
-
-/// What the hardware and the state directory say about the last boot:
-/// (counts as a watchdog reset for the boot-loop guard, the sentence to report).
-fn describe_boot(
-    f: &varta_embedded::watchdog::Facts,
-    reason: Option<&varta_embedded::reset::ResetReason>,
-) -> (bool, String) {
-    match (f.watchdog_reset(), reason) {
-        (true, Some(r)) => (true, format!("watchdog, because {}", r.summary())),
-        (true, None) => (
-            true,
-            "watchdog, with no reason recorded (the observer was killed or the system hung)".into(),
-        ),
-        // The driver cannot tell: a reason on disk means the gate closed and, with no
-        // orderly stop since, the watchdog is the likeliest cause.
-        (false, Some(r)) if !f.reports_boot_cause() => (
-            true,
-            format!(
-                "watchdog (by the record; this driver does not report the boot cause), \
-                 because {}",
-                r.summary()
-            ),
-        ),
-        (false, Some(r)) => (
-            false,
-            format!(
-                "not the watchdog (the gate had closed for {}, but the board was reset \
-                 another way first)",
-                r.summary()
-            ),
-        ),
-        (false, None) if f.reports_boot_cause() => (false, "not the watchdog".into()),
-        (false, None) => (
-            false,
-            "unknown (the driver does not report the boot cause)".into(),
-        ),
-    }
 }
 
 fn drop_privileges(uid: u32, gid: u32) -> Result<(), String> {

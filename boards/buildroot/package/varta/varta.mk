@@ -98,9 +98,17 @@ define VARTA_INSTALL_UDEV_RULES
 endef
 endif
 
+# The reference page (its --help) of each observer installed; varta-beat has none. Not in
+# /usr/share/doc: Buildroot's target-finalize deletes that directory from every image.
+VARTA_DOCS = $(filter varta-watchd varta-watch,$(VARTA_BINS))
+VARTA_DOC_DIR = /usr/share/varta/doc
+
 define VARTA_INSTALL_TARGET_CMDS
 	for b in $(VARTA_BINS); do \
 		$(INSTALL) -D -m 0755 $(VARTA_BIN_DIR)/$$b $(TARGET_DIR)/usr/bin/$$b || exit 1; \
+	done
+	for d in $(VARTA_DOCS); do \
+		$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/doc/$$d.txt $(TARGET_DIR)$(VARTA_DOC_DIR)/$$d.txt || exit 1; \
 	done
 	$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/varta.toml $(TARGET_DIR)/etc/varta/varta.toml
 	$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/default/varta $(TARGET_DIR)/etc/default/varta

@@ -51,6 +51,12 @@ stop_watchd() {
     hil watchd_exit $?
     hil mark stopped
 }
+audit_trail() { # crit-agent's spawn, complete and reset_reason audit records, oldest first:
+    # "SEQ KIND CHILD DETAIL|..." (columns: seq wall_ms mono_ns kind pid name child attempt
+    # detail prev hash; CHILD is the recovery command's pid, - where none)
+    awk -F '\t' '$6 == "crit-agent" && ($4 == "spawn" || $4 == "complete" || $4 == "reset_reason") {
+        printf "%s %s %s %s|", $1, $4, $7, $9 }' $STATE/audit.log 2>/dev/null
+}
 report_log() {
     hil last_reset "$(grep -m1 'last reset:' $LOG | sed 's/.*last reset: //')"
     hil watchdog_line "$(grep -m1 'watchdog /dev' $LOG | sed 's/.*watchdog \/dev/\/dev/')"
@@ -86,6 +92,15 @@ crit-stall)
     if [ -f $STATE/reset-reason ]; then
         hil mark reason-written
         hil reason "$(tr '\n' ' ' <$STATE/reset-reason)"
+        # The gate's own audit record follows the reason file within milliseconds; then
+        # report what recovery did before it (watchd.py checks the order and the outcome).
+        i=0
+        while [ $i -lt 40 ]; do
+            case $(audit_trail) in *" reset_reason "*) break ;; esac
+            i=$((i + 1))
+            sleep 0.025
+        done
+        hil audit_trail "$(audit_trail)"
         sample 1500
     fi
     # The reset comes within the 3 s timeout; anything below is the failure path.

@@ -36,6 +36,8 @@ SRC_URI = " \
     file://varta.toml \
     file://udev/60-varta.rules \
     file://tmpfiles/varta.conf \
+    file://doc/varta-watch.txt \
+    file://doc/varta-watchd.txt \
 "
 
 # Releases before styhead unpack into WORKDIR and do not define UNPACKDIR; later ones set
@@ -125,6 +127,11 @@ do_install() {
     # Optional udev rules giving the `varta` group the watchdog, GPIO chips and LEDs.
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${UNPACKDIR}/udev/60-varta.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-varta.rules
+
+    # The reference pages (each binary's --help), packaged in ${PN}-doc (the default
+    # FILES:${PN}-doc covers ${docdir}).
+    install -d ${D}${docdir}/varta
+    install -m 0644 ${UNPACKDIR}/doc/varta-watch.txt ${UNPACKDIR}/doc/varta-watchd.txt ${D}${docdir}/varta/
 
     if [ "${VARTA_SYSTEMD}" = "1" ]; then
         install -d ${D}${systemd_system_unitdir}
