@@ -5,10 +5,10 @@
 //! The identity pool: every agent an observer tracks needs its own kernel-attested pid, and
 //! tens of thousands of processes cost more than the thing measured. Threads are cheaper and
 //! have ids of their own: with CAP_SYS_ADMIN a sender may put any existing task id into its
-//! SCM_CREDENTIALS, so one process can beat for 65 536 parked threads, and an observer sees
-//! 65 536 agents with distinct pids, each with its own `/proc/<tid>/stat` start time and
-//! `comm` (the thread's name). The scenarios that are about real processes (fleet) use real
-//! processes instead.
+//! SCM_CREDENTIALS, so one process can beat for 65 536 threads parked in holder processes,
+//! and an observer sees 65 536 agents with distinct pids, each with its own
+//! `/proc/<tid>/stat` start time and `comm` (the thread's name). The scenarios that are
+//! about real processes (fleet) use real processes instead.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -40,26 +40,36 @@ pub fn mono_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-/// Parked threads whose task ids serve as agent pids.
-pub struct Identities {
+/// Threads per holder process. `/proc/<tid>/stat` of a thread sums over its whole thread
+/// group (20 ms for a 65 536-thread process, measured), and observers read it when an agent
+/// registers: small holders keep that at a real process's cost.
+pub const THREADS_PER_HOLDER: usize = 512;
+
+/// Parked threads in this process (what a `varta-bench hold` process keeps).
+pub struct Parked {
     /// Task ids, in creation order.
     pub tids: Vec<u32>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Identities {
-    /// Park `n` threads named `a0`, `a1`, … (distinct names: the observer names agents by
-    /// `comm`, and recovery bookkeeping is per name).
-    pub fn spawn(n: usize) -> io::Result<Identities> {
+impl Parked {
+    /// Park `n` threads named `a<first>`, `a<first+1>`, … (distinct names: observers name
+    /// agents by `comm`, and recovery bookkeeping is per name).
+    pub fn spawn(first: usize, n: usize) -> io::Result<Parked> {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
-        let mut threads = Vec::with_capacity(n);
+        // Built up in place, so a failure half-way stops and joins what was started.
+        let mut pool = Parked {
+            tids: Vec::with_capacity(n),
+            stop: stop.clone(),
+            threads: Vec::with_capacity(n),
+        };
         for i in 0..n {
             let tx = tx.clone();
             let stop = stop.clone();
             let h = std::thread::Builder::new()
-                .name(format!("a{i}"))
+                .name(format!("a{}", first + i))
                 .stack_size(32 * 1024)
                 .spawn(move || {
                     tx.send((i, rustix::thread::gettid().as_raw_nonzero().get() as u32))
@@ -68,23 +78,20 @@ impl Identities {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::park();
                     }
-                })?;
-            threads.push(h);
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("thread {i} of {n}: {e}")))?;
+            pool.threads.push(h);
         }
         drop(tx);
-        let mut tids = vec![0u32; n];
+        pool.tids = vec![0u32; n];
         for (i, tid) in rx {
-            tids[i] = tid;
+            pool.tids[i] = tid;
         }
-        Ok(Identities {
-            tids,
-            stop,
-            threads,
-        })
+        Ok(pool)
     }
 }
 
-impl Drop for Identities {
+impl Drop for Parked {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
@@ -92,6 +99,118 @@ impl Drop for Identities {
             t.join().ok();
         }
     }
+}
+
+/// `varta-bench hold FIRST N`: park N threads, print their task ids (one a line, then
+/// `ready`), and keep them until standard input closes.
+pub fn hold(args: &[String]) -> i32 {
+    let (Some(first), Some(n)) = (
+        args.first().and_then(|v| v.parse().ok()),
+        args.get(1).and_then(|v| v.parse().ok()),
+    ) else {
+        eprintln!("usage: varta-bench hold FIRST N");
+        return 2;
+    };
+    let parked = match Parked::spawn(first, n) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("varta-bench hold: {e}");
+            return 1;
+        }
+    };
+    let mut out = String::with_capacity(n * 8);
+    for t in &parked.tids {
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    out.push_str("ready\n");
+    use std::io::{Read, Write};
+    if std::io::stdout()
+        .write_all(out.as_bytes())
+        .and_then(|_| std::io::stdout().flush())
+        .is_err()
+    {
+        return 1;
+    }
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    drop(parked);
+    0
+}
+
+/// Task ids of parked threads in holder processes, which the sender speaks for.
+pub struct Identities {
+    /// Task ids, in order (`a0`, `a1`, …).
+    pub tids: Vec<u32>,
+    holders: Vec<std::process::Child>,
+}
+
+impl Identities {
+    /// `n` identities in holder processes of [`THREADS_PER_HOLDER`] threads, each a run of
+    /// `exe hold FIRST N`.
+    pub fn spawn(exe: &Path, n: usize) -> io::Result<Identities> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut pool = Identities {
+            tids: Vec::with_capacity(n),
+            holders: Vec::new(),
+        };
+        let mut first = 0;
+        while first < n {
+            let count = THREADS_PER_HOLDER.min(n - first);
+            let mut c = Command::new(exe)
+                .args(["hold", &first.to_string(), &count.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let out = c.stdout.take().expect("piped");
+            pool.holders.push(c);
+            let mut got = 0;
+            for line in std::io::BufReader::new(out).lines() {
+                let line = line?;
+                if line == "ready" {
+                    break;
+                }
+                pool.tids.push(line.parse().map_err(io::Error::other)?);
+                got += 1;
+            }
+            if got != count {
+                return Err(io::Error::other(format!(
+                    "holder of a{first}…: {got} of {count} threads"
+                )));
+            }
+            first += count;
+        }
+        Ok(pool)
+    }
+}
+
+impl Drop for Identities {
+    fn drop(&mut self) {
+        for h in &mut self.holders {
+            drop(h.stdin.take());
+        }
+        for h in &mut self.holders {
+            let _ = h.wait();
+        }
+    }
+}
+
+/// Make sure the sysctl at `path` (under /proc/sys) is at least `min`, raising it when we
+/// may (root); says what it did. Each identity thread is a task id (kernel.pid_max) and
+/// takes a few memory mappings (vm.max_map_count).
+pub fn ensure_sysctl(path: &str, min: u64) -> io::Result<()> {
+    let cur: u64 = std::fs::read_to_string(path)?
+        .trim()
+        .parse()
+        .map_err(io::Error::other)?;
+    if cur >= min {
+        return Ok(());
+    }
+    std::fs::write(path, min.to_string())
+        .map_err(|e| io::Error::new(e.kind(), format!("{path} is {cur}, {min} needed: {e}")))?;
+    println!("# raised {path} from {cur} to {min} for the identity pool");
+    Ok(())
 }
 
 /// A blocking datagram socket connected to an observer.

@@ -144,6 +144,7 @@ pub fn main() {
     match args.first().map(String::as_str) {
         Some("agent") => std::process::exit(agent(args.split_off(1))),
         Some("probe") => std::process::exit(probe(&args[1..])),
+        Some("hold") => std::process::exit(load::hold(&args[1..])),
         _ => {}
     }
     let o = match parse(args) {
@@ -183,7 +184,14 @@ pub fn main() {
     let root_user = rustix::process::geteuid().is_root();
     let max_ids = if o.quick { 1000 } else { 65536 };
     let ids = if root_user {
-        match load::Identities::spawn(max_ids) {
+        let room = load::ensure_sysctl("/proc/sys/kernel/pid_max", (2 * max_ids as u64).max(32768))
+            .and_then(|_| {
+                load::ensure_sysctl(
+                    "/proc/sys/kernel/threads-max",
+                    (2 * max_ids as u64).max(32768),
+                )
+            });
+        match room.and_then(|_| load::Identities::spawn(&exe, max_ids)) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("varta-bench: identity pool: {e}");

@@ -212,6 +212,11 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.stop();
+        // VARTA_BENCH_KEEP=1 keeps each run's directory (export, log) for a closer look.
+        if std::env::var_os("VARTA_BENCH_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::TempDir::new().expect("tempdir"));
+            eprintln!("  kept {}", dir.keep().display());
+        }
     }
 }
 

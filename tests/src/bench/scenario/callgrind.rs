@@ -5,6 +5,8 @@
 //! fixed number of beats is sent round-robin over the agents, one at a time (the next only
 //! after the observer has read the previous one, so every beat is one wake-up in both
 //! observers), and the counters are dumped (`callgrind_control -d`). Instructions ÷ beats.
+//! Registration runs with instrumentation off (`--instr-atstart=no`, switched on with
+//! `callgrind_control --instr=on` before the measured beats).
 //! The count repeats exactly for the same binaries and load, so one run per point suffices.
 //!
 //! Ours is measured from a build with rustix's libc backend (`--cfg=rustix_use_libc`, made
@@ -150,6 +152,9 @@ fn per_beat(s: &Subject, ids: &[u32], beats: usize) -> io::Result<f64> {
         format!("--callgrind-out-file={}/cg.%p", cg.path().display()),
         "--dump-instr=no".into(),
         "--dump-line=no".into(),
+        // Registration runs uninstrumented (65 536 registrations would take most of an
+        // hour counted); counting starts just before the measured beats.
+        "--instr-atstart=no".into(),
     ];
     let mut obs = s.start(&RunOpts {
         threshold_ms: 3_600_000,
@@ -172,6 +177,7 @@ fn per_beat(s: &Subject, ids: &[u32], beats: usize) -> io::Result<f64> {
     }
     // Let the loop settle after the last registration before counting.
     std::thread::sleep(Duration::from_millis(300));
+    callgrind_control("--instr=on", obs.pid())?;
     callgrind_control("-z", obs.pid())?;
     for b in 0..beats {
         let tid = ids[b % ids.len()];
