@@ -28,7 +28,8 @@ USAGE:
     --reps N             repetitions of each timed measurement [default: 5, quick: 2]
     --only LIST          comma-separated: callgrind,cpu,idle,lateness,fleet,memory
     --write FILE.md      also write the table there, with the plot as FILE.svg beside it
-    --build-time         also time a clean release build of each (slow)
+    --build-time         also time a clean release build of each (slow; cargo may reuse
+                         cached artifacts for the published crate, read with care)
     --gate               exit 1 unless, under callgrind, ours costs fewer instructions per
                          beat than the published observer at every count from 100 agents
                          up, and its cost at the largest count is within 1.5x of its cost
