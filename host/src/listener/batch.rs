@@ -157,6 +157,34 @@ mod tests {
     use std::os::unix::net::UnixDatagram;
 
     #[test]
+    fn receives_with_credentials_and_detects_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.sock");
+        let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        tx.connect(&p).unwrap();
+        tx.send(&[7u8; 32]).unwrap();
+        tx.send(&[1u8; 100]).unwrap();
+        tx.send(&[]).unwrap();
+        let mut b = Batch::new();
+        assert_eq!(b.recv(l.fd()).unwrap(), 3);
+        let (_, d) = b.get(0);
+        assert_eq!((d.len, d.wire_len), (32, 32));
+        match d.sender {
+            Some(Sender::Unix { pid, uid, .. }) => {
+                assert_eq!(pid, std::process::id());
+                assert_eq!(uid, rustix::process::getuid().as_raw());
+            }
+            other => panic!("no credentials: {:?}", other),
+        }
+        let (_, d) = b.get(1);
+        assert_eq!((d.len, d.wire_len), (RECV_BUF, 100));
+        let (_, d) = b.get(2);
+        assert_eq!((d.len, d.wire_len), (0, 0));
+        assert_eq!(b.recv(l.fd()).unwrap(), 0);
+    }
+
+    #[test]
     fn reads_many_with_credentials_and_reports_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.sock");

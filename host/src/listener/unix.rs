@@ -4,15 +4,12 @@
 //! displaced, a regular file is never deleted, a stale socket is replaced. On drop the path
 //! is unlinked only if it is still the socket this process created (same device + inode).
 
-use super::{Datagram, Sender, RECV_BUF};
 use rustix::fs::{Gid, Mode, Uid};
 use rustix::io::Errno;
 use rustix::net::{
-    bind, connect, recvmsg, socket_with, sockopt, AddressFamily, RecvAncillaryBuffer,
-    RecvAncillaryMessage, RecvFlags, ReturnFlags, SocketAddrUnix, SocketFlags, SocketType,
+    bind, connect, socket_with, sockopt, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
 };
-use std::io::{self, IoSliceMut};
-use std::mem::MaybeUninit;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -142,44 +139,6 @@ impl UnixListener {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-
-    /// Receive one datagram into `buf`; `Ok(None)` when the queue is empty.
-    pub fn recv(&self, buf: &mut [u8; RECV_BUF]) -> io::Result<Option<Datagram>> {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
-        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(buf)];
-        let msg = match recvmsg(
-            &self.fd,
-            &mut iov,
-            &mut cmsg,
-            RecvFlags::TRUNC | RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Ok(m) => m,
-            Err(Errno::AGAIN) => return Ok(None),
-            Err(Errno::INTR) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut sender = None;
-        for m in cmsg.drain() {
-            if let RecvAncillaryMessage::ScmCredentials(c) = m {
-                sender = Some(Sender::Unix {
-                    pid: c.pid.as_raw_nonzero().get() as u32,
-                    uid: c.uid.as_raw(),
-                    gid: c.gid.as_raw(),
-                });
-            }
-        }
-        let truncated = msg.flags.contains(ReturnFlags::TRUNC);
-        Ok(Some(Datagram {
-            len: msg.bytes.min(RECV_BUF),
-            wire_len: if truncated {
-                msg.bytes.max(RECV_BUF + 1)
-            } else {
-                msg.bytes
-            },
-            sender,
-        }))
-    }
 }
 
 impl Drop for UnixListener {
@@ -234,33 +193,6 @@ pub(crate) fn clear_stale(path: &Path, kind: SocketType) -> Result<(), BindError
 mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
-
-    #[test]
-    fn receives_with_credentials_and_detects_truncation() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("v.sock");
-        let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
-        let tx = UnixDatagram::unbound().unwrap();
-        tx.connect(&p).unwrap();
-        tx.send(&[7u8; 32]).unwrap();
-        tx.send(&[1u8; 100]).unwrap();
-        tx.send(&[]).unwrap();
-        let mut buf = [0u8; RECV_BUF];
-        let d = l.recv(&mut buf).unwrap().unwrap();
-        assert_eq!((d.len, d.wire_len), (32, 32));
-        match d.sender {
-            Some(Sender::Unix { pid, uid, .. }) => {
-                assert_eq!(pid, std::process::id());
-                assert_eq!(uid, rustix::process::getuid().as_raw());
-            }
-            other => panic!("no credentials: {:?}", other),
-        }
-        let d = l.recv(&mut buf).unwrap().unwrap();
-        assert_eq!((d.len, d.wire_len), (RECV_BUF, 100));
-        let d = l.recv(&mut buf).unwrap().unwrap();
-        assert_eq!((d.len, d.wire_len), (0, 0));
-        assert!(l.recv(&mut buf).unwrap().is_none());
-    }
 
     #[test]
     fn socket_mode_applied() {
