@@ -1,7 +1,7 @@
 //! The per-agent tracker: fixed capacity, no allocation, O(1) per beat.
 //!
-//! Layout: a slab of [`Slot`]s with stable indices, a `heapless` FNV index map from pid to
-//! slot, and intrusive doubly-linked lists through the slots:
+//! Layout: a slab of [`Slot`]s with stable indices, a half-full open-addressing table from
+//! pid to slot ([`index`]), and intrusive doubly-linked lists through the slots:
 //!
 //! * one list per *threshold class* (agents sharing a stall threshold), holding the healthy
 //!   agents in order of their last beat. A beat moves the agent to its list's tail in O(1),
@@ -12,6 +12,7 @@
 //!
 //! Nothing here scans all agents.
 
+mod index;
 mod outcome;
 mod slot;
 
@@ -22,7 +23,7 @@ use crate::event::{EvictReason, Reject};
 use crate::policy::rate::{self, GlobalLimiter, RateLimit};
 use crate::time::{Duration, Instant};
 use crate::wire::{Frame, Status, NONCE_TERMINAL};
-use heapless::index_map::FnvIndexMap;
+use index::PidIndex;
 use slot::{index, link, Slot, NIL};
 
 /// Distinct stall thresholds the tracker can hold at once.
@@ -135,7 +136,7 @@ const IDLE: usize = MAX_CLASSES;
 
 /// The tracker. `N` is the capacity: a power of two from 2 to 65 536.
 pub struct Tracker<const N: usize> {
-    index: FnvIndexMap<u32, u16, N>,
+    index: PidIndex<N>,
     slots: heapless::Vec<Slot, N>,
     free: u32,
     lists: [List; MAX_CLASSES + 1],
@@ -160,7 +161,7 @@ impl<const N: usize> Tracker<N> {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
         Tracker {
-            index: FnvIndexMap::new(),
+            index: PidIndex::new(),
             slots: heapless::Vec::new(),
             free: NIL,
             lists: [List::EMPTY; MAX_CLASSES + 1],
@@ -205,7 +206,25 @@ impl<const N: usize> Tracker<N> {
 
     /// True with no agents.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len() == 0
+    }
+
+    /// Key the pid hash with `seed` (a frontend draws it at start-up, so nobody sending
+    /// frames can pick pids that collide). Re-places tracked agents: O(agents).
+    pub fn set_hash_seed(&mut self, seed: u64) {
+        let slots = &self.slots;
+        self.index.reseed(seed, |s| slots[s].pid);
+    }
+
+    fn find(&self, pid: u32) -> Option<u32> {
+        self.index
+            .find(pid, |s| self.slots[s].pid)
+            .map(|s| s as u32)
+    }
+
+    fn unindex(&mut self, pid: u32) -> Option<u32> {
+        let slots = &self.slots;
+        self.index.remove(pid, |s| slots[s].pid).map(|s| s as u32)
     }
 
     /// Counters.
@@ -354,16 +373,16 @@ impl<const N: usize> Tracker<N> {
 
     /// Remove `pid` (its process exited). Returns its last state.
     pub fn remove(&mut self, pid: u32) -> Option<AgentView> {
-        let i = self.index.swap_remove(&pid)? as u32;
+        let i = self.unindex(pid)?;
         let old = self.release(i);
         Some(self.view(&old))
     }
 
     /// Mark `pid` gone (exited, row kept for display; evictable; never stalls).
     pub fn mark_gone(&mut self, pid: u32) -> bool {
-        match self.index.get(&pid) {
-            Some(&i) => {
-                self.set_state(i as u32, AgentState::Gone);
+        match self.find(pid) {
+            Some(i) => {
+                self.set_state(i, AgentState::Gone);
                 true
             }
             None => false,
@@ -372,16 +391,16 @@ impl<const N: usize> Tracker<N> {
 
     /// One agent.
     pub fn get(&self, pid: u32) -> Option<AgentView> {
-        self.index
-            .get(&pid)
-            .map(|&i| self.view(&self.slots[i as usize]))
+        self.find(pid).map(|i| self.view(&self.slots[i as usize]))
     }
 
     /// Every agent, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = AgentView> + '_ {
-        self.index
-            .values()
-            .map(move |&i| self.view(&self.slots[i as usize]))
+        // A free slot holds pid 0, which no frame carries.
+        self.slots
+            .iter()
+            .filter(|s| s.pid != 0)
+            .map(move |s| self.view(s))
     }
 
     /// Give `pid` its own stall threshold (its deadline moves accordingly).
@@ -389,7 +408,7 @@ impl<const N: usize> Tracker<N> {
         if threshold == Duration::ZERO {
             return Err(ThresholdError::Zero);
         }
-        let i = *self.index.get(&pid).ok_or(ThresholdError::UnknownAgent)? as u32;
+        let i = self.find(pid).ok_or(ThresholdError::UnknownAgent)?;
         let class = if threshold == self.cfg.default_threshold {
             0
         } else if let Some(p) = self.thresholds.iter().position(|&t| t == threshold) {
@@ -506,8 +525,8 @@ impl<const N: usize> Tracker<N> {
             return self.reject(Reject::GlobalRateLimited);
         }
         let terminal = frame.is_terminal();
-        match self.index.get(&frame.pid) {
-            Some(&i) => self.update(i as u32, frame, origin, now, must_accept, terminal),
+        match self.find(frame.pid) {
+            Some(i) => self.update(i, frame, origin, now, must_accept, terminal),
             None => self.insert(frame, origin, now, terminal, Change::Inserted),
         }
     }
@@ -532,15 +551,15 @@ impl<const N: usize> Tracker<N> {
             } else {
                 EvictReason::Stalled
             };
-            self.index.swap_remove(&v.pid);
+            self.unindex(v.pid);
             self.release(victim);
             self.stats.evictions += 1;
             evicted = Some((v.pid, reason));
         }
         let slot = self.fresh_slot(frame, origin, now);
         let i = self.alloc(slot);
-        // Room was made above, so the insert cannot fail.
-        let _ = self.index.insert(frame.pid, i as u16);
+        // Room was made above: at most N pids.
+        self.index.insert(frame.pid, i as usize);
         self.link_sorted(i, 0);
         if terminal {
             self.set_state(i, AgentState::Gone);
@@ -572,7 +591,7 @@ impl<const N: usize> Tracker<N> {
         let s = self.slots[i as usize];
         if let (Some(t), true) = (origin.start_time, s.start_time != 0) {
             if t != s.start_time {
-                self.index.swap_remove(&frame.pid);
+                self.unindex(frame.pid);
                 self.release(i);
                 return self.insert(frame, origin, now, terminal, Change::PidReused);
             }

@@ -81,6 +81,14 @@ impl Accepted {
     /// (registered, pid reused, new session, recovered), the beat, and Critical/Terminal.
     pub fn events(&self, frame: &Frame) -> Events {
         let mut v = Events::new();
+        self.events_into(frame, &mut v);
+        v
+    }
+
+    /// [`Accepted::events`] written into `v` (cleared first), which a caller keeps to
+    /// avoid building and copying a fresh list per frame.
+    pub fn events_into(&self, frame: &Frame, v: &mut Events) {
+        v.clear();
         let pid = self.pid;
         // Capacity 6 is enough for the longest sequence (5); pushes cannot fail.
         if let Some((epid, reason)) = self.evicted {
@@ -128,7 +136,6 @@ impl Accepted {
                 payload: frame.payload,
             });
         }
-        v
     }
 }
 

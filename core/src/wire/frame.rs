@@ -173,13 +173,23 @@ impl Frame {
     /// Decode 32 bytes, checking in the normative order (magic, version, CRC, status,
     /// stall, pid, timestamp, nonce).
     pub fn decode(b: &[u8; FRAME_LEN]) -> Result<Frame, DecodeError> {
+        Frame::decode_with(b, crc32c)
+    }
+
+    /// [`Frame::decode`] with another CRC-32C engine (a frontend's hardware instruction,
+    /// for one). `crc` must compute CRC-32C: the codec's own [`crc32c`] is the reference.
+    #[inline]
+    pub fn decode_with(
+        b: &[u8; FRAME_LEN],
+        crc: impl FnOnce(&[u8]) -> u32,
+    ) -> Result<Frame, DecodeError> {
         if b[0] != MAGIC[0] || b[1] != MAGIC[1] {
             return Err(DecodeError::BadMagic);
         }
         if b[2] != VERSION {
             return Err(DecodeError::BadVersion(b[2]));
         }
-        let expected = crc32c(&b[..28]);
+        let expected = crc(&b[..28]);
         let actual = le_u32(b, 28);
         if expected != actual {
             return Err(DecodeError::BadCrc { expected, actual });
