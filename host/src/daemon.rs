@@ -174,9 +174,20 @@ pub struct Daemon<const N: usize, S: Supervisor = ()> {
     supervisor: S,
     notices: Vec<Notice>,
     flood: Option<FloodGuard>,
-    batch: Batch,
+    /// The receive batch; `None` only while [`Daemon::drain_unix`] hands its frames out.
+    batch: Option<Batch>,
+    /// Something other than a plain beat happened since the last [`Daemon::on_due`]: an
+    /// event was routed, or an fd other than a datagram socket was served.
+    dirty: bool,
     next_sd_watchdog: Option<Instant>,
     shutdown_at: Option<Instant>,
+}
+
+/// A seed for the tracker's pid hash, from the per-process random keys std draws from the
+/// OS for its own hash maps.
+fn hash_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x0076_6172_7461_u64)
 }
 
 fn add(
@@ -203,6 +214,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         mut supervisor: S,
     ) -> Result<Self, String> {
         tracker.reconfigure(cfg.tracker);
+        tracker.set_hash_seed(hash_seed());
         let clock = OsClock::new(cfg.clock);
         let unix = UnixListener::bind(&cfg.socket, &cfg.bind).map_err(|e| e.to_string())?;
         let udp = match cfg.udp {
@@ -263,7 +275,8 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             },
         };
         Ok(Daemon {
-            batch: Batch::new(),
+            batch: Some(Batch::new()),
+            dirty: true,
             flood,
             supervisor,
             notices: Vec::new(),
@@ -321,9 +334,15 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         );
         let mut events = Vec::with_capacity(64);
         loop {
-            self.timer
-                .set(self.next_wakeup())
-                .map_err(|e| format!("timerfd: {e}"))?;
+            // A wake-up that only read plain beats, with nothing due, leaves every due time
+            // where it was or later (a beat only pushes its own agent's deadline back), so
+            // the armed timer is still early enough and there is nothing to recompute.
+            if self.dirty {
+                self.timer
+                    .set(self.next_wakeup())
+                    .map_err(|e| format!("timerfd: {e}"))?;
+                self.dirty = false;
+            }
             events.clear();
             match epoll::wait(
                 &self.epoll,
@@ -339,6 +358,9 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             let mut exit = None;
             for ev in events.iter() {
                 let tok = ev.data.u64();
+                if tok != TOK_UNIX && tok != TOK_UDP {
+                    self.dirty = true;
+                }
                 match tok {
                     TOK_UNIX => self.drain_unix(woke),
                     TOK_UDP => self.drain_udp(),
@@ -388,10 +410,13 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             // Handling the events took microseconds: what is due is judged at the wake-up
             // time (a deadline passed meanwhile re-arms the timer as already due).
             let now = woke;
-            self.on_due(now);
-            if let Some(at) = self.shutdown_at {
-                if now >= at {
-                    exit.get_or_insert(Exit::Timeout);
+            if self.dirty || self.timer.armed().is_some_and(|at| now >= at) {
+                self.dirty = true;
+                self.on_due(now);
+                if let Some(at) = self.shutdown_at {
+                    if now >= at {
+                        exit.get_or_insert(Exit::Timeout);
+                    }
                 }
             }
             let busy = self.clock.now_instant() - woke;
@@ -414,9 +439,12 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     }
 
     fn drain_unix(&mut self, woke: Instant) {
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
         let mut n = 0u64;
         while n < BATCH as u64 {
-            let got = match self.batch.recv(self.unix.fd()) {
+            let got = match batch.recv(self.unix.fd()) {
                 Ok(g) => g,
                 Err(e) => {
                     log::warn!("receive on {}: {}", self.unix.path().display(), e);
@@ -431,8 +459,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                 self.clock.now_instant()
             };
             for i in 0..got {
-                let (bytes, d) = self.batch.get(i);
-                let buf = *bytes;
+                let (bytes, d) = batch.get(i);
                 if let (Some(f), Some(Sender::Unix { pid, .. })) = (&mut self.flood, d.sender) {
                     if f.note(pid, now) {
                         log::warn!(
@@ -442,13 +469,14 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                         self.refilter();
                     }
                 }
-                self.on_datagram(&buf, &d, now);
+                self.on_datagram(bytes, &d, now);
             }
             n += got as u64;
             if got < BATCH_LEN {
                 break;
             }
         }
+        self.batch = Some(batch);
         self.stats.max_batch = self.stats.max_batch.max(n);
     }
 
@@ -471,16 +499,20 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     }
 
     fn on_datagram(&mut self, buf: &[u8; RECV_BUF], d: &Datagram, now: Instant) {
-        // Events are copied out (they are small and Copy) so routing can borrow self.
-        let mut evs: [Option<Event>; 6] = [None; 6];
-        for (slot, e) in evs
-            .iter_mut()
-            .zip(self.observer.on_datagram(&buf[..], d, now))
-        {
-            *slot = Some(*e);
-        }
-        for e in evs.into_iter().flatten() {
-            self.route(&e, now);
+        // Events are copied out (they are small and Copy) so routing can borrow self; a
+        // datagram causes one event but for the rare registration, eviction or rejection.
+        match self.observer.on_datagram(&buf[..], d, now) {
+            [] => {}
+            [e] => {
+                let e = *e;
+                self.route(&e, now);
+            }
+            many => {
+                let copied = many.to_vec();
+                for e in &copied {
+                    self.route(e, now);
+                }
+            }
         }
     }
 
@@ -527,6 +559,9 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
 
     /// Send one event to every consumer: pid watching, outputs (export, log, metrics).
     fn route(&mut self, e: &Event, now: Instant) {
+        if !matches!(e, Event::Beat { .. }) {
+            self.dirty = true;
+        }
         // Only a Unix-socket agent's pid is a local, kernel-attested process: a UDP frame's
         // pid is whatever the sender wrote (often another host's), never watched for exit.
         let local = |me: &Self, pid: u32| {
@@ -546,7 +581,11 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             _ => {}
         }
         self.tell_supervisor(e, now);
-        let meta = e.pid().and_then(|p| self.observer.meta(p));
+        // A beat is never logged by name: skip the lookup on the hot path.
+        let meta = match e {
+            Event::Beat { .. } => None,
+            _ => e.pid().and_then(|p| self.observer.meta(p)),
+        };
         self.outputs.event(e, meta, now);
         let trigger = match *e {
             Event::Stall { pid, .. } => Some((pid, Trigger::Stall)),
@@ -615,6 +654,9 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         if !S::ACTIVE {
             return;
         }
+        // The supervisor (hardware watchdog gate, LED) may change its own due times or queue
+        // notices on any event: the loop looks at it again this iteration.
+        self.dirty = true;
         let info = e.pid().and_then(|pid| {
             self.observer.meta(pid).map(|m| AgentInfo {
                 pid,

@@ -1,5 +1,6 @@
 //! varta-watch: the Linux observer frontend for the Varta core.
 pub mod audit;
+pub mod checksum;
 pub mod clock;
 pub mod config;
 pub mod control;

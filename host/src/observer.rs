@@ -11,7 +11,7 @@ use std::sync::MutexGuard;
 use varta_core::event::{Event, Reject};
 use varta_core::time::{Duration, Instant};
 use varta_core::tracker::{Accepted, Change, Origin, Outcome, Tracker};
-use varta_core::wire::{DecodeError, Frame};
+use varta_core::wire::{DecodeError, Frame, FRAME_LEN};
 
 /// How an agent reaches us.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -86,6 +86,8 @@ pub struct Observer<const N: usize> {
     default_threshold: Duration,
     counters: Counters,
     out: Vec<Event>,
+    /// The events of the last accepted datagram.
+    accepted: varta_core::tracker::Events,
 }
 
 impl<const N: usize> Observer<N> {
@@ -106,6 +108,7 @@ impl<const N: usize> Observer<N> {
             default_threshold,
             counters: Counters::default(),
             out: Vec::with_capacity(8),
+            accepted: varta_core::tracker::Events::new(),
         }
     }
 
@@ -181,7 +184,10 @@ impl<const N: usize> Observer<N> {
                 Reject::Decode(DecodeError::BadLength(d.wire_len)),
             );
         }
-        let frame = match Frame::decode_slice(&bytes[..d.len]) {
+        let frame = match <&[u8; FRAME_LEN]>::try_from(&bytes[..d.len])
+            .map_err(|_| DecodeError::BadLength(d.len))
+            .and_then(|b| Frame::decode_with(b, crate::checksum::crc32c))
+        {
             Ok(f) => f,
             Err(e) => return self.reject(kernel_pid, Reject::Decode(e)),
         };
@@ -219,12 +225,11 @@ impl<const N: usize> Observer<N> {
             Outcome::Rejected(r) => self.reject(Some(frame.pid), r),
             Outcome::Accepted(a) => {
                 self.after_accept(&a, transport, uid, now);
-                self.out.clear();
-                self.out.extend(a.events(&frame));
+                a.events_into(&frame, &mut self.accepted);
                 if let Some((pid, _)) = a.evicted {
                     self.meta.remove(&pid);
                 }
-                &self.out
+                &self.accepted
             }
         }
     }

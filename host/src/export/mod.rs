@@ -102,7 +102,10 @@ impl Outputs {
     /// Route one event to the export file and the log.
     pub fn event(&mut self, e: &Event, meta: Option<&AgentMeta>, now: Instant) {
         if let Some(l) = &mut self.log {
-            l.write(&tsv::row(e, now, meta), now);
+            l.write_event(e, now);
+        }
+        if matches!(e, Event::Beat { .. }) {
+            return;
         }
         let name = meta.map(|m| m.name.as_str()).unwrap_or("?");
         match *e {

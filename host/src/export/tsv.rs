@@ -13,11 +13,19 @@ use varta_core::time::{Duration, Instant};
 /// Longest a written row waits in the buffer.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(20);
 
-/// Format one event as a row (with trailing newline).
-pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
-    let d = "-".to_string();
-    let (pid, nonce, status, payload): (u32, String, String, String) = match *e {
-        Event::Registered { pid, status } => (pid, d.clone(), status.as_str().into(), d),
+/// One column after `observer_ns kind pid`.
+enum Cell {
+    Dash,
+    Num(u64),
+    Text(&'static str),
+    Owned(String),
+}
+
+/// The `nonce status payload` columns of `e`, and its pid (0 when none applies).
+fn cells(e: &Event, now: Instant) -> (u32, [Cell; 3]) {
+    use Cell::{Dash, Num, Owned, Text};
+    match *e {
+        Event::Registered { pid, status } => (pid, [Dash, Text(status.as_str()), Dash]),
         Event::Beat {
             pid,
             status,
@@ -25,41 +33,34 @@ pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
             payload,
         } => (
             pid,
-            nonce.to_string(),
-            status.as_str().into(),
-            payload.to_string(),
+            [Num(nonce), Text(status.as_str()), Num(payload.into())],
         ),
-        Event::NewSession { pid, nonce } => (pid, nonce.to_string(), d.clone(), d),
-        Event::PidReused { pid } => (pid, d.clone(), d.clone(), d),
-        Event::Recovered { pid, silent_for } => (
-            pid,
-            d.clone(),
-            "ok".into(),
-            silent_for.as_millis().to_string(),
-        ),
-        Event::Critical { pid, payload } => (pid, d, "critical".into(), payload.to_string()),
-        Event::Terminal { pid, payload } => (
-            pid,
-            u64::MAX.to_string(),
-            "critical".into(),
-            payload.to_string(),
-        ),
+        Event::NewSession { pid, nonce } => (pid, [Num(nonce), Dash, Dash]),
+        Event::PidReused { pid } | Event::Exited { pid } => (pid, [Dash, Dash, Dash]),
+        Event::Recovered { pid, silent_for } => {
+            (pid, [Dash, Text("ok"), Num(silent_for.as_millis())])
+        }
+        Event::Critical { pid, payload } => (pid, [Dash, Text("critical"), Num(payload.into())]),
+        Event::Terminal { pid, payload } => {
+            (pid, [Num(u64::MAX), Text("critical"), Num(payload.into())])
+        }
         Event::Stall { pid, last_beat, .. } => (
             pid,
-            d,
-            "stall".into(),
-            now.saturating_since(last_beat).as_millis().to_string(),
+            [
+                Dash,
+                Text("stall"),
+                Num(now.saturating_since(last_beat).as_millis()),
+            ],
         ),
-        Event::Exited { pid } => (pid, d.clone(), d.clone(), d),
-        Event::Rejected { pid, reason } => (pid.unwrap_or(0), d.clone(), reason.reason().into(), d),
+        Event::Rejected { pid, reason } => (pid.unwrap_or(0), [Dash, Text(reason.reason()), Dash]),
         Event::Evicted { pid, reason } => {
             let r = match reason {
                 varta_core::event::EvictReason::Stalled => "stalled",
                 varta_core::event::EvictReason::Gone => "gone",
             };
-            (pid, d.clone(), r.into(), d)
+            (pid, [Dash, Text(r), Dash])
         }
-        Event::Missing { rule } => (0, d.clone(), format!("rule{rule}"), d),
+        Event::Missing { rule } => (0, [Dash, Owned(format!("rule{rule}")), Dash]),
         Event::RecoverySpawned {
             pid,
             child,
@@ -67,9 +68,11 @@ pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
             trigger,
         } => (
             pid,
-            attempt.to_string(),
-            trigger.as_str().into(),
-            child.to_string(),
+            [
+                Num(attempt.into()),
+                Text(trigger.as_str()),
+                Num(child.into()),
+            ],
         ),
         Event::RecoveryDone {
             pid,
@@ -78,27 +81,47 @@ pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
         } => {
             use varta_core::policy::recovery::ChildOutcome;
             let detail = match outcome {
-                ChildOutcome::Exited { code } => code.to_string(),
-                ChildOutcome::Signaled { signal } => signal.to_string(),
-                ChildOutcome::TimedOut { .. } => d.clone(),
-                ChildOutcome::SpawnFailed { errno } => errno.to_string(),
+                ChildOutcome::Exited { code } => Owned(code.to_string()),
+                ChildOutcome::Signaled { signal } => Owned(signal.to_string()),
+                ChildOutcome::TimedOut { .. } => Dash,
+                ChildOutcome::SpawnFailed { errno } => Owned(errno.to_string()),
             };
-            (pid, child.to_string(), outcome.as_str().into(), detail)
+            (pid, [Num(child.into()), Text(outcome.as_str()), detail])
         }
-        Event::RecoveryRefused { pid, reason } => (pid, d.clone(), reason.as_str().into(), d),
-        Event::Escalated { pid } | Event::GaveUp { pid } => (pid, d.clone(), d.clone(), d),
-        Event::GateOpened => (0, d.clone(), d.clone(), d),
-        Event::GateClosed { reason } => (0, d.clone(), format!("{reason:?}"), d),
-    };
-    format!(
-        "{}\t{}\t{}\t{}\t{}\t{}\n",
-        now.as_nanos(),
-        e.kind(),
-        pid,
-        nonce,
-        status,
-        payload
-    )
+        Event::RecoveryRefused { pid, reason } => (pid, [Dash, Text(reason.as_str()), Dash]),
+        Event::Escalated { pid } | Event::GaveUp { pid } => (pid, [Dash, Dash, Dash]),
+        Event::GateOpened => (0, [Dash, Dash, Dash]),
+        Event::GateClosed { reason } => (0, [Dash, Owned(format!("{reason:?}")), Dash]),
+    }
+}
+
+/// Append one event's row (with trailing newline) to `out`. Beats are most rows, so the
+/// common columns are written without allocating.
+pub fn write_row(out: &mut String, e: &Event, now: Instant) {
+    let mut num = itoa::Buffer::new();
+    let (pid, cols) = cells(e, now);
+    out.push_str(num.format(now.as_nanos()));
+    out.push('\t');
+    out.push_str(e.kind());
+    out.push('\t');
+    out.push_str(num.format(pid));
+    for c in &cols {
+        out.push('\t');
+        match c {
+            Cell::Dash => out.push('-'),
+            Cell::Num(n) => out.push_str(num.format(*n)),
+            Cell::Text(t) => out.push_str(t),
+            Cell::Owned(t) => out.push_str(t),
+        }
+    }
+    out.push('\n');
+}
+
+/// Format one event as a row (with trailing newline).
+pub fn row(e: &Event, now: Instant, _meta: Option<&AgentMeta>) -> String {
+    let mut s = String::with_capacity(64);
+    write_row(&mut s, e, now);
+    s
 }
 
 /// The export file.
@@ -113,6 +136,8 @@ pub struct EventLog {
     pub errors: u64,
     /// Rows written.
     pub rows: u64,
+    /// The row being formatted (kept to reuse its allocation).
+    line: String,
 }
 
 fn open(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
@@ -133,7 +158,17 @@ impl EventLog {
             flush_at: None,
             errors: 0,
             rows: 0,
+            line: String::with_capacity(128),
         })
+    }
+
+    /// Append `e`'s row.
+    pub fn write_event(&mut self, e: &Event, now: Instant) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        write_row(&mut line, e, now);
+        self.write(&line, now);
+        self.line = line;
     }
 
     /// Append one row.
