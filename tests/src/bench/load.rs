@@ -213,6 +213,62 @@ pub fn ensure_sysctl(path: &str, min: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A sysctl (a file under /proc/sys) set to a value for a while: the value it had is
+/// written back when the guard is dropped, on every way out of the scope that holds it
+/// (return, `?`, panic; not a kill of the harness).
+#[derive(Debug)]
+pub struct SysctlGuard {
+    path: std::path::PathBuf,
+    previous: String,
+}
+
+impl SysctlGuard {
+    /// Set `path` to `value` and check it reads back so (root only for /proc/sys).
+    pub fn set(path: impl Into<std::path::PathBuf>, value: u64) -> io::Result<SysctlGuard> {
+        let path = path.into();
+        let previous = std::fs::read_to_string(&path)?.trim().to_owned();
+        // A refused write changed nothing: no guard, nothing to restore.
+        std::fs::write(&path, value.to_string()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("writing {value} to {}: {e}", path.display()),
+            )
+        })?;
+        let guard = SysctlGuard { path, previous };
+        let now = guard.current()?;
+        if now != value.to_string() {
+            // `guard` drops here and writes the old value back.
+            return Err(io::Error::other(format!(
+                "{} reads {now} after writing {value}",
+                guard.path.display()
+            )));
+        }
+        Ok(guard)
+    }
+
+    /// The value it had before.
+    pub fn previous(&self) -> &str {
+        &self.previous
+    }
+
+    /// What it reads now.
+    pub fn current(&self) -> io::Result<String> {
+        Ok(std::fs::read_to_string(&self.path)?.trim().to_owned())
+    }
+}
+
+impl Drop for SysctlGuard {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(&self.path, &self.previous) {
+            eprintln!(
+                "varta-bench: could not restore {} to {}: {e}",
+                self.path.display(),
+                self.previous
+            );
+        }
+    }
+}
+
 /// A blocking datagram socket connected to an observer.
 pub struct Sender {
     sock: UnixDatagram,
@@ -288,5 +344,48 @@ impl Sender {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SysctlGuard;
+
+    #[test]
+    fn sysctl_guard_restores_the_old_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("max_dgram_qlen");
+        let read = || std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, "10\n").unwrap();
+        {
+            let g = SysctlGuard::set(&f, 512).unwrap();
+            assert_eq!(g.previous(), "10");
+            assert_eq!(g.current().unwrap(), "512");
+            assert_eq!(read(), "512");
+        }
+        assert_eq!(read(), "10");
+        // An early return with `?` restores it too.
+        let early = || -> std::io::Result<()> {
+            let _g = SysctlGuard::set(&f, 512)?;
+            assert_eq!(read(), "512");
+            Err(std::io::Error::other("the case failed"))
+        };
+        assert!(early().is_err());
+        assert_eq!(read(), "10");
+        // So does a panic.
+        let r = std::panic::catch_unwind(|| {
+            let _g = SysctlGuard::set(&f, 512).unwrap();
+            panic!("the case panicked");
+        });
+        assert!(r.is_err());
+        assert_eq!(read(), "10");
+    }
+
+    #[test]
+    fn sysctl_guard_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(SysctlGuard::set(dir.path().join("missing"), 512).is_err());
+        // A directory reads and writes as an error: nothing to restore, nothing created.
+        assert!(SysctlGuard::set(dir.path(), 512).is_err());
     }
 }

@@ -115,8 +115,13 @@ fn context(ctx: &Ctx) -> Vec<String> {
             read("/proc/sys/kernel/osrelease")
         ),
         format!(
-            "net.unix.max_dgram_qlen = {} (the kernel queue every Unix datagram socket gets)",
-            read("/proc/sys/net/unix/max_dgram_qlen")
+            "net.unix.max_dgram_qlen = {} (the kernel queue every Unix datagram socket gets){}",
+            read("/proc/sys/net/unix/max_dgram_qlen"),
+            if ctx.quick {
+                ""
+            } else {
+                "; the fleet case marked \"qlen 512\" raises it to 512 for its own observers"
+            }
         ),
         format!(
             "ours: {}; published: {} and {} (cargo install varta-watch {})",

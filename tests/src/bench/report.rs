@@ -91,7 +91,34 @@ fn cell(s: Option<Stat>) -> String {
     s.map(|s| s.show()).unwrap_or_else(|| "n/a".into())
 }
 
+/// The number a section heading starts with ("4. Idle…" → 4); headings without one sort last.
+fn section_number(section: &str) -> u64 {
+    let digits: String = section
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(u64::MAX)
+}
+
 impl Report {
+    /// The rows by section: each section once, sorted by its leading number (sections with
+    /// the same number, or none, in the order they first appeared), rows within a section
+    /// in the order they were added. Scenarios may add to several sections in turn (the
+    /// fleet adds to 4 and 6 once per fleet size).
+    pub fn sections(&self) -> Vec<(&'static str, Vec<&Row>)> {
+        let mut out: Vec<(&'static str, Vec<&Row>)> = Vec::new();
+        for r in &self.rows {
+            match out.iter_mut().find(|(s, _)| *s == r.section) {
+                Some((_, rows)) => rows.push(r),
+                None => out.push((r.section, vec![r])),
+            }
+        }
+        // Stable: ties keep their order of first appearance.
+        out.sort_by_key(|(s, _)| section_number(s));
+        out
+    }
+
     /// Add a row.
     pub fn push(&mut self, row: Row) {
         print_row(&row);
@@ -107,21 +134,19 @@ impl Report {
             .map(|r| r.metric.chars().count() + r.unit.len() + 3)
             .max()
             .unwrap_or(10);
-        let mut section = "";
-        for r in &self.rows {
-            if r.section != section {
-                section = r.section;
-                let _ = writeln!(out, "\n{section}");
+        for (section, rows) in self.sections() {
+            let _ = writeln!(out, "\n{section}");
+            for r in rows {
+                let m = format!("{} [{}]", r.metric, r.unit);
+                let _ = writeln!(
+                    out,
+                    "  {m:<w0$}  varta {:<28} published {:<28} {}{}",
+                    cell(r.ours),
+                    cell(r.theirs),
+                    r.ratio_text(),
+                    r.note_suffix()
+                );
             }
-            let m = format!("{} [{}]", r.metric, r.unit);
-            let _ = writeln!(
-                out,
-                "  {m:<w0$}  varta {:<28} published {:<28} {}{}",
-                cell(r.ours),
-                cell(r.theirs),
-                r.ratio_text(),
-                r.note_suffix()
-            );
         }
         out
     }
@@ -145,24 +170,22 @@ impl Report {
             }
             out.push('\n');
         }
-        let mut section = "";
-        for r in &self.rows {
-            if r.section != section {
-                section = r.section;
-                let _ = writeln!(out, "\n## {section}\n");
-                out.push_str("| metric | varta-watch (this) | published 0.2.0 | ratio | note |\n");
-                out.push_str("|---|---|---|---|---|\n");
+        for (section, rows) in self.sections() {
+            let _ = writeln!(out, "\n## {section}\n");
+            out.push_str("| metric | varta-watch (this) | published 0.2.0 | ratio | note |\n");
+            out.push_str("|---|---|---|---|---|\n");
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} [{}] | {} | {} | {} | {} |",
+                    r.metric,
+                    r.unit,
+                    cell(r.ours),
+                    cell(r.theirs),
+                    r.ratio_text(),
+                    r.note
+                );
             }
-            let _ = writeln!(
-                out,
-                "| {} [{}] | {} | {} | {} | {} |",
-                r.metric,
-                r.unit,
-                cell(r.ours),
-                cell(r.theirs),
-                r.ratio_text(),
-                r.note
-            );
         }
         if let Some(p) = plot {
             let _ = writeln!(
@@ -322,6 +345,99 @@ mod tests {
         assert_eq!(row(Better::Higher, 10.0, 2.0).ratio(), Some(5.0));
         assert_eq!(row(Better::Lower, 0.0, 10.0).ratio(), None);
         assert_eq!(row(Better::Lower, 0.0, 10.0).ratio_text(), "∞ (ours 0)");
+    }
+
+    fn in_section(section: &'static str, metric: &str) -> Row {
+        Row {
+            section,
+            metric: metric.into(),
+            ..row(Better::Lower, 1.0, 2.0)
+        }
+    }
+
+    #[test]
+    fn sections_appear_once_in_number_order_rows_in_insertion_order() {
+        let mut r = Report::default();
+        // As the scenarios add them: idle (4), lateness (5), then the fleet alternating
+        // between 4 and 6 once per size, then memory (7), with 1 last.
+        for (s, m) in [
+            ("4. Idle and steady load", "idle"),
+            ("5. Stall lateness", "late"),
+            ("4. Idle and steady load", "cpu 1000"),
+            ("6. Real agent processes", "lost 1000"),
+            ("4. Idle and steady load", "cpu 4096"),
+            ("6. Real agent processes", "lost 4096"),
+            ("7. Memory", "rss"),
+            ("10. Later", "ten"),
+            ("1. Instructions", "instr"),
+        ] {
+            r.rows.push(in_section(s, m));
+        }
+        let got: Vec<(&str, Vec<&str>)> = r
+            .sections()
+            .into_iter()
+            .map(|(s, rows)| (s, rows.iter().map(|r| r.metric.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("1. Instructions", vec!["instr"]),
+                (
+                    "4. Idle and steady load",
+                    vec!["idle", "cpu 1000", "cpu 4096"]
+                ),
+                ("5. Stall lateness", vec!["late"]),
+                ("6. Real agent processes", vec!["lost 1000", "lost 4096"]),
+                ("7. Memory", vec!["rss"]),
+                ("10. Later", vec!["ten"]),
+            ]
+        );
+        // Both renderings: one heading per section, in that order, rows in insertion order.
+        let md = r.markdown(None);
+        assert_eq!(md.matches("## 4. Idle and steady load").count(), 1, "{md}");
+        assert_eq!(md.matches("## 6. Real agent processes").count(), 1, "{md}");
+        assert_eq!(md.matches("| metric |").count(), 6, "{md}");
+        let order = |text: &str, needles: &[&str]| {
+            let pos: Vec<usize> = needles.iter().map(|n| text.find(n).expect(n)).collect();
+            assert!(pos.windows(2).all(|w| w[0] < w[1]), "{needles:?} in {text}");
+        };
+        let headings = [
+            "1. Instructions",
+            "4. Idle",
+            "| idle [u]",
+            "| cpu 1000 [u]",
+            "| cpu 4096 [u]",
+            "5. Stall",
+            "6. Real",
+            "| lost 1000 [u]",
+            "| lost 4096 [u]",
+            "7. Memory",
+            "10. Later",
+        ];
+        order(&md, &headings);
+        let text = r.text();
+        assert_eq!(
+            text.matches("\n4. Idle and steady load\n").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("\n6. Real agent processes\n").count(),
+            1,
+            "{text}"
+        );
+        let plain: Vec<&str> = headings
+            .iter()
+            .map(|h| h.trim_start_matches("| "))
+            .collect();
+        order(&text, &plain);
+    }
+
+    #[test]
+    fn section_numbers() {
+        assert_eq!(section_number("4. Idle"), 4);
+        assert_eq!(section_number("12. x"), 12);
+        assert_eq!(section_number("Other"), u64::MAX);
     }
 
     #[test]

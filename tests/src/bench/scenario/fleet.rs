@@ -7,9 +7,15 @@
 //! common CLOCK_MONOTONIC deadline; each appends one summary line (`pid sent refused`) to a
 //! shared file when it ends. The observer is stopped just after the deadline, before any
 //! agent could look stalled, so every stall it reported of a beating agent is false.
+//!
+//! Every Unix datagram socket gets the kernel queue length current when it is made
+//! (`net.unix.max_dgram_qlen`, 10 by default): a full queue refuses the agents' sends. The
+//! full run repeats the largest fleet with the queue raised to 512 for both observers (set
+//! before each observer starts, restored after its run; root only), so the rows show what
+//! a longer queue buys each of them.
 
 use super::Ctx;
-use crate::bench::load::mono_ns;
+use crate::bench::load::{mono_ns, SysctlGuard};
 use crate::bench::procfs;
 use crate::bench::report::{Better, PlotPoint};
 use crate::bench::subject::{RunOpts, Subject};
@@ -22,6 +28,76 @@ const DROPS: &str = "6. Real agent processes: drops and false stalls";
 const LOAD: &str = "4. Idle and steady load";
 const STOPPERS: usize = 10;
 const THRESHOLD_MS: u64 = 2000;
+/// The kernel's queue length for Unix datagram sockets made from now on.
+const QLEN: &str = "/proc/sys/net/unix/max_dgram_qlen";
+
+/// One fleet: `agents` processes beating every `every_ms`, with the kernel queue raised to
+/// `qlen` (None: left as the machine has it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Case {
+    agents: usize,
+    every_ms: u64,
+    qlen: Option<u64>,
+}
+
+impl Case {
+    const fn new(agents: usize, every_ms: u64) -> Case {
+        Case {
+            agents,
+            every_ms,
+            qlen: None,
+        }
+    }
+
+    /// How rows name it.
+    fn label(&self) -> String {
+        let mut l = format!("{} agents @ {} ms", self.agents, self.every_ms);
+        if let Some(q) = self.qlen {
+            l.push_str(&format!(", qlen {q}"));
+        }
+        l
+    }
+}
+
+/// The fleets measured.
+fn cases(quick: bool) -> Vec<Case> {
+    if quick {
+        vec![Case::new(200, 500)]
+    } else {
+        vec![
+            Case::new(1000, 500),
+            Case::new(1000, 100),
+            Case::new(4096, 500),
+            Case::new(10000, 500),
+            Case {
+                qlen: Some(512),
+                ..Case::new(10000, 500)
+            },
+        ]
+    }
+}
+
+/// Why `case` cannot run here (None: it can). A raised queue needs root and a writable
+/// sysctl: tried once here, and put back at once.
+fn unrunnable(case: &Case) -> Option<String> {
+    let q = case.qlen?;
+    if !rustix::process::geteuid().is_root() {
+        return Some(format!("raising net.unix.max_dgram_qlen to {q} needs root"));
+    }
+    SysctlGuard::set(QLEN, q).err().map(|e| e.to_string())
+}
+
+/// "net.unix.max_dgram_qlen = 10", from the values read as each observer started.
+fn qlen_note(mut seen: Vec<String>) -> String {
+    seen.sort_by_key(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+    seen.dedup();
+    let v = if seen.is_empty() {
+        qlen()
+    } else {
+        seen.join(" / ")
+    };
+    format!("net.unix.max_dgram_qlen = {v}")
+}
 
 #[derive(Default)]
 struct Outcome {
@@ -172,15 +248,21 @@ fn one(
 
 /// Measure each fleet size.
 pub fn run(ctx: &mut Ctx) {
-    let cases: &[(usize, u64)] = if ctx.quick {
-        &[(200, 500)]
-    } else {
-        &[(1000, 500), (1000, 100), (4096, 500), (10000, 500)]
-    };
     let window = Duration::from_secs(if ctx.quick { 3 } else { 10 });
-    for &(n, every) in cases {
+    for c in cases(ctx.quick) {
+        let (n, every) = (c.agents, c.every_ms);
+        let case = c.label();
+        if let Some(why) = unrunnable(&c) {
+            println!("  fleet: {case} skipped: {why}");
+            continue;
+        }
         let mut plot = [Vec::new(), Vec::new()];
+        let mut qlens = Vec::new();
         let s = ctx.pooled(1, "fleet", |s| {
+            // Held until this observer's run is over, whichever way it ends.
+            let _raised = c.qlen.map(|q| SysctlGuard::set(QLEN, q)).transpose()?;
+            // The value this observer's socket is made with.
+            qlens.push(qlen());
             let o = one(ctx, s, n, every, window)?;
             let lost = o.attempts.saturating_sub(o.received);
             let i = usize::from(s.kind != crate::bench::subject::Kind::Ours);
@@ -194,7 +276,6 @@ pub fn run(ctx: &mut Ctx) {
                 o.lateness,
             ]))
         });
-        let case = format!("{n} agents @ {every} ms");
         let w = format!("{} s window, threshold {THRESHOLD_MS} ms", window.as_secs());
         ctx.row(
             LOAD,
@@ -226,7 +307,7 @@ pub fn run(ctx: &mut Ctx) {
             "sends",
             Better::Lower,
             &s[3],
-            format!("net.unix.max_dgram_qlen = {}", qlen()),
+            qlen_note(qlens),
         );
         ctx.row(
             DROPS,
@@ -244,7 +325,8 @@ pub fn run(ctx: &mut Ctx) {
             &s[5],
             format!("{STOPPERS} agents go silent"),
         );
-        if every == 500 {
+        // The plot is against agent count at the machine's queue length.
+        if every == 500 && c.qlen.is_none() {
             for (i, runs) in plot.iter().enumerate() {
                 for (cpu, late) in runs {
                     ctx.report.plot.push(PlotPoint {
@@ -263,4 +345,33 @@ fn qlen() -> String {
     std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raised_queue_case_is_full_run_only_and_says_its_length() {
+        assert!(cases(true).iter().all(|c| c.qlen.is_none()));
+        let full = cases(false);
+        let raised: Vec<_> = full.iter().filter(|c| c.qlen.is_some()).collect();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].label(), "10000 agents @ 500 ms, qlen 512");
+        assert_eq!(Case::new(1000, 100).label(), "1000 agents @ 100 ms");
+        assert_eq!(unrunnable(&Case::new(1000, 100)), None);
+    }
+
+    #[test]
+    fn the_note_states_the_values_used() {
+        assert_eq!(
+            qlen_note(vec!["512".into(), "512".into()]),
+            "net.unix.max_dgram_qlen = 512"
+        );
+        assert_eq!(
+            qlen_note(vec!["512".into(), "10".into(), "512".into()]),
+            "net.unix.max_dgram_qlen = 10 / 512"
+        );
+        assert!(qlen_note(Vec::new()).starts_with("net.unix.max_dgram_qlen = "));
+    }
 }

@@ -1,4 +1,8 @@
 //! 7. Memory at 0 … 65 536 tracked agents, stripped binary sizes, clean build time.
+//!
+//! Memory four ways: RSS and its peak (`/proc/<pid>/status`), which count the shared C
+//! library's pages in full, and PSS and private memory (USS) from `smaps_rollup`, which
+//! share them out or leave them out.
 
 use super::{clamps, Ctx};
 use crate::bench::load::{frame, Sender};
@@ -13,7 +17,14 @@ use varta_core::wire::Status;
 
 const SECTION: &str = "7. Memory, size and build";
 
-fn memory(ctx: &Ctx, s: &Subject, n: usize) -> io::Result<Option<[f64; 2]>> {
+/// KiB → MiB.
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// RSS, RSS peak, PSS, USS (MiB) of `s` tracking `n` agents; PSS and USS left out (with a
+/// message) where `smaps_rollup` cannot be read.
+fn memory(ctx: &Ctx, s: &Subject, n: usize) -> io::Result<Option<[Vec<f64>; 4]>> {
     if clamps(s, n) {
         return Ok(None);
     }
@@ -36,8 +47,15 @@ fn memory(ctx: &Ctx, s: &Subject, n: usize) -> io::Result<Option<[f64; 2]>> {
     }
     std::thread::sleep(Duration::from_millis(500));
     let (rss, hwm) = procfs::memory(obs.pid())?;
+    let (pss, uss) = match procfs::rollup(obs.pid()) {
+        Ok(r) => (vec![mib(r.pss)], vec![mib(r.private)]),
+        Err(e) => {
+            eprintln!("  memory: {} smaps_rollup: {e}", s.name());
+            (Vec::new(), Vec::new())
+        }
+    };
     obs.stop();
-    Ok(Some([rss as f64 / 1024.0, hwm as f64 / 1024.0]))
+    Ok(Some([vec![mib(rss)], vec![mib(hwm)], pss, uss]))
 }
 
 /// Size of a stripped copy of `bin`, bytes.
@@ -69,7 +87,7 @@ pub fn run(ctx: &mut Ctx, workspace: &Path, build_time: bool) {
         &[0, 1000, 4096, 65536]
     };
     for &n in counts {
-        let s = ctx.interleaved(1, "memory", |s| memory(ctx, s, n));
+        let s = ctx.pooled(1, "memory", |s| memory(ctx, s, n));
         let note = if n > 4096 {
             "published clamps its tracker at 4 096"
         } else {
@@ -90,6 +108,29 @@ pub fn run(ctx: &mut Ctx, workspace: &Path, build_time: bool) {
             Better::Lower,
             &s[1],
             note,
+        );
+        let with = |what: &str| {
+            if note.is_empty() {
+                what.to_owned()
+            } else {
+                format!("{what}; {note}")
+            }
+        };
+        ctx.row(
+            SECTION,
+            format!("PSS steady, {n} agents"),
+            "MiB",
+            Better::Lower,
+            &s[2],
+            with("smaps_rollup Pss: shared pages divided among the processes mapping them"),
+        );
+        ctx.row(
+            SECTION,
+            format!("private memory (USS), {n} agents"),
+            "MiB",
+            Better::Lower,
+            &s[3],
+            with("smaps_rollup Private_Clean + Private_Dirty: freed when the observer stops"),
         );
     }
     let mut sizes: [[Vec<f64>; 2]; 2] = Default::default();
