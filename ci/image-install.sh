@@ -64,8 +64,8 @@ install:
 	$(VARTA_INSTALL_INIT_SYSV)
 	$(VARTA_INSTALL_INIT_SYSTEMD)
 EOF
-common=(etc/varta/varta.toml etc/default/varta usr/lib/tmpfiles.d/varta.conf
-    usr/lib/systemd/system-preset/50-varta.preset)
+common=(etc/varta/varta.toml etc/default/varta usr/lib/sysctl.d/60-varta.conf
+    usr/lib/tmpfiles.d/varta.conf usr/lib/systemd/system-preset/50-varta.preset)
 for sel in watchd watch both; do
     t=$work/br-$sel/target
     mkdir -p "$t"
@@ -99,6 +99,7 @@ for sel in watchd watch both; do
         same "$ROOT/boards/init/doc/varta-watch.txt" "$t/usr/share/varta/doc/varta-watch.txt" "Buildroot ($sel)"
     fi
     expect_tree "$t" "Buildroot ($sel)" "${files[@]}"
+    same "$ROOT/boards/init/sysctl/60-varta.conf" "$t/usr/lib/sysctl.d/60-varta.conf" "Buildroot ($sel)"
     grep -qx 'VARTA_BOARD=raspberrypi4' "$t/etc/default/varta" 2>/dev/null ||
         bad "Buildroot ($sel): /etc/default/varta does not say VARTA_BOARD=raspberrypi4"
     echo "Buildroot ($sel): ${#files[@]} files expected"
@@ -154,7 +155,7 @@ elif ! bash "$y/do_install.sh" >"$y/log" 2>&1; then
     sed 's/^/    /' "$y/log"
 else
     files=(usr/bin/varta-watchd usr/bin/varta-watch usr/bin/varta-beat
-        etc/varta/varta.toml etc/default/varta etc/init.d/varta
+        etc/varta/varta.toml etc/default/varta etc/init.d/varta usr/lib/sysctl.d/60-varta.conf
         lib/udev/rules.d/60-varta.rules
         usr/share/doc/varta/varta-watch.txt usr/share/doc/varta/varta-watchd.txt
         lib/systemd/system/varta-watch.service lib/systemd/system/varta-watchd.service
@@ -164,6 +165,7 @@ else
         same "$ROOT/boards/init/doc/$d.txt" "$y/image/usr/share/doc/varta/$d.txt" "Yocto"
     done
     same "$ROOT/boards/init/udev/60-varta.rules" "$y/image/lib/udev/rules.d/60-varta.rules" "Yocto"
+    same "$ROOT/boards/init/sysctl/60-varta.conf" "$y/image/usr/lib/sysctl.d/60-varta.conf" "Yocto"
     grep -qx 'VARTA_BOARD=raspberrypi4' "$y/image/etc/default/varta" 2>/dev/null ||
         bad "Yocto: /etc/default/varta does not say VARTA_BOARD=raspberrypi4"
     echo "Yocto: ${#files[@]} files expected"

@@ -21,7 +21,7 @@ pub enum Level {
 pub struct Finding {
     /// Severity.
     pub level: Level,
-    /// Area: socket, watchdog, led, gpio, systemd, proc.
+    /// Area: socket, proc, sysctl, watchdog, led, gpio, systemd.
     pub area: &'static str,
     /// What was found, and what to do about it.
     pub text: String,
@@ -60,11 +60,13 @@ fn read_trim(p: &Path) -> Option<String> {
     std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned())
 }
 
-/// Run every check.
-pub fn run(roots: &Roots, socket: &Path, euid: u32) -> Vec<Finding> {
+/// Run every check. `tracker_capacity` is the observer's (`--tracker-capacity`, or the
+/// config file's `tracker_capacity`): the socket queue is judged against it.
+pub fn run(roots: &Roots, socket: &Path, euid: u32, tracker_capacity: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     check_socket(socket, euid, &mut out);
     check_proc(roots, &mut out);
+    check_dgram_qlen(roots, tracker_capacity, &mut out);
     check_watchdogs(roots, &mut out);
     check_leds(roots, &mut out);
     check_gpio(roots, &mut out);
@@ -153,6 +155,76 @@ fn check_proc(roots: &Roots, out: &mut Vec<Finding>) {
             "/proc is not mounted: agent start times cannot be read",
         ));
     }
+}
+
+/// The sysctl that bounds the receive queue of every Unix datagram socket, the observer's
+/// included. The kernel reads it when a socket is created, per network namespace.
+pub const QLEN_SYSCTL: &str = "net.unix.max_dgram_qlen";
+/// Where [`QLEN_SYSCTL`] is read.
+pub const QLEN_PROC: &str = "/proc/sys/net/unix/max_dgram_qlen";
+/// The value the image's sysctl drop-in sets.
+pub const QLEN_RECOMMENDED: u64 = 512;
+/// The drop-in the Yocto recipe and the Buildroot package install (from
+/// `boards/init/sysctl/60-varta.conf`).
+pub const QLEN_DROPIN: &str = "/usr/lib/sysctl.d/60-varta.conf";
+
+/// The queue length wanted for a tracker of `capacity` agents: room for one beat of every
+/// agent that may beat within one observer wake-up. Doctor cannot know how many that is, so
+/// it takes all of them (a fleet beating in step), capped at [`QLEN_RECOMMENDED`], which
+/// covers thousands of agents at a few Hz with spread phases.
+pub fn qlen_wanted(capacity: usize) -> u64 {
+    (capacity as u64).clamp(1, QLEN_RECOMMENDED)
+}
+
+/// Judge `net.unix.max_dgram_qlen` (`None`: it could not be read) against the tracker
+/// capacity; `dropin_installed` says whether [`QLEN_DROPIN`] exists. Below
+/// [`qlen_wanted`] it warns: bursts of beats beyond the queue are refused to their senders
+/// (EAGAIN), lost, and can look like stalls.
+pub fn dgram_qlen_finding(qlen: Option<u64>, capacity: usize, dropin_installed: bool) -> Finding {
+    let want = qlen_wanted(capacity);
+    let Some(qlen) = qlen else {
+        return f(
+            Level::Warn,
+            "sysctl",
+            format!(
+                "{QLEN_SYSCTL} unknown ({QLEN_PROC} unreadable): the observer's socket queues at most that many beats; {want} or more is wanted for tracker capacity {capacity}"
+            ),
+        );
+    };
+    if qlen >= want {
+        return f(
+            Level::Ok,
+            "sysctl",
+            format!(
+                "{QLEN_SYSCTL} = {qlen} (at least {want} wanted for tracker capacity {capacity})"
+            ),
+        );
+    }
+    let how = if dropin_installed {
+        format!(
+            "{QLEN_DROPIN} is installed but not in effect: apply it (systemd-sysctl does at boot; by hand: sysctl -p {QLEN_DROPIN}) or look for an override in /etc/sysctl.d"
+        )
+    } else {
+        format!(
+            "install {QLEN_DROPIN} (sets {QLEN_RECOMMENDED}), or sysctl -w {QLEN_SYSCTL}={want}"
+        )
+    };
+    f(
+        Level::Warn,
+        "sysctl",
+        format!(
+            "{QLEN_SYSCTL} = {qlen}, below {want} (tracker capacity {capacity}): the observer's socket queues at most {qlen} datagrams; when more agents beat within one observer wake-up, their sends fail (EAGAIN), the beats are lost and agents can be reported stalled. Recommended: {want} or more, set before the observer starts (the kernel reads it when the socket is created; restart a running observer): {how}"
+        ),
+    )
+}
+
+fn check_dgram_qlen(roots: &Roots, capacity: usize, out: &mut Vec<Finding>) {
+    let qlen = read_trim(&roots.p(QLEN_PROC)).and_then(|s| s.parse().ok());
+    out.push(dgram_qlen_finding(
+        qlen,
+        capacity,
+        roots.p(QLEN_DROPIN).exists(),
+    ));
 }
 
 fn check_watchdogs(roots: &Roots, out: &mut Vec<Finding>) {
@@ -379,7 +451,7 @@ mod tests {
             root: r.to_path_buf(),
         };
         let sock = r.join("run/varta/varta.sock");
-        let findings = run(&roots, &sock, 0);
+        let findings = run(&roots, &sock, 0, 4096);
         let (text, failed) = render(&findings);
         assert!(
             text.contains("watchdog0: i6300ESB timer timeout 30s state active nowayout 1"),
@@ -396,7 +468,143 @@ mod tests {
             text.contains("FAIL] proc"),
             "no proc in the fake root: {text}"
         );
+        assert!(
+            text.contains("[warn] sysctl   net.unix.max_dgram_qlen unknown"),
+            "no /proc/sys in the fake root: {text}"
+        );
         assert!(failed);
+    }
+
+    #[test]
+    fn qlen_wanted_follows_capacity_up_to_the_drop_in() {
+        assert_eq!(qlen_wanted(1), 1);
+        assert_eq!(qlen_wanted(100), 100);
+        assert_eq!(qlen_wanted(512), 512);
+        assert_eq!(qlen_wanted(4096), QLEN_RECOMMENDED);
+        assert_eq!(qlen_wanted(65536), QLEN_RECOMMENDED);
+    }
+
+    #[test]
+    fn kernel_default_qlen_warns() {
+        let x = dgram_qlen_finding(Some(10), 4096, false);
+        assert_eq!(x.level, Level::Warn);
+        assert_eq!(x.area, "sysctl");
+        for want in [
+            "net.unix.max_dgram_qlen = 10, below 512 (tracker capacity 4096)",
+            "queues at most 10 datagrams",
+            "EAGAIN",
+            "Recommended: 512 or more, set before the observer starts",
+            "restart a running observer",
+            "install /usr/lib/sysctl.d/60-varta.conf (sets 512)",
+            "sysctl -w net.unix.max_dgram_qlen=512",
+        ] {
+            assert!(x.text.contains(want), "{want:?} missing: {}", x.text);
+        }
+    }
+
+    #[test]
+    fn qlen_from_the_drop_in_is_ok() {
+        let x = dgram_qlen_finding(Some(512), 4096, true);
+        assert_eq!(x.level, Level::Ok);
+        assert_eq!(
+            x.text,
+            "net.unix.max_dgram_qlen = 512 (at least 512 wanted for tracker capacity 4096)"
+        );
+        assert_eq!(
+            dgram_qlen_finding(Some(100_000), 65536, false).level,
+            Level::Ok
+        );
+    }
+
+    #[test]
+    fn small_tracker_needs_a_queue_of_its_capacity() {
+        assert_eq!(dgram_qlen_finding(Some(10), 8, false).level, Level::Ok);
+        assert_eq!(dgram_qlen_finding(Some(10), 10, false).level, Level::Ok);
+        let x = dgram_qlen_finding(Some(64), 100, false);
+        assert_eq!(x.level, Level::Warn);
+        assert!(
+            x.text.contains("below 100 (tracker capacity 100)"),
+            "{}",
+            x.text
+        );
+        assert!(x.text.contains("Recommended: 100 or more"), "{}", x.text);
+        assert!(
+            x.text.contains("sysctl -w net.unix.max_dgram_qlen=100"),
+            "{}",
+            x.text
+        );
+    }
+
+    #[test]
+    fn installed_drop_in_not_in_effect() {
+        let x = dgram_qlen_finding(Some(10), 4096, true);
+        assert_eq!(x.level, Level::Warn);
+        assert!(
+            x.text
+                .contains("/usr/lib/sysctl.d/60-varta.conf is installed but not in effect"),
+            "{}",
+            x.text
+        );
+        assert!(
+            x.text.contains("sysctl -p /usr/lib/sysctl.d/60-varta.conf"),
+            "{}",
+            x.text
+        );
+        assert!(!x.text.contains("sysctl -w"), "{}", x.text);
+    }
+
+    #[test]
+    fn unreadable_qlen_warns() {
+        let x = dgram_qlen_finding(None, 4096, false);
+        assert_eq!(x.level, Level::Warn);
+        assert!(
+            x.text.contains("net.unix.max_dgram_qlen unknown"),
+            "{}",
+            x.text
+        );
+        assert!(x.text.contains("512 or more"), "{}", x.text);
+    }
+
+    #[test]
+    fn qlen_read_from_proc_and_drop_in_seen() {
+        let t = tempfile::tempdir().unwrap();
+        let roots = Roots {
+            root: t.path().to_path_buf(),
+        };
+        let run_check = || {
+            let mut out = Vec::new();
+            check_dgram_qlen(&roots, 4096, &mut out);
+            out.remove(0)
+        };
+        assert!(run_check().text.contains("unknown"));
+        write(t.path(), "proc/sys/net/unix/max_dgram_qlen", "10\n");
+        let x = run_check();
+        assert_eq!(x.level, Level::Warn);
+        assert!(x.text.contains("= 10, below 512"), "{}", x.text);
+        assert!(x.text.contains("install /usr/lib/sysctl.d"), "{}", x.text);
+        write(
+            t.path(),
+            "usr/lib/sysctl.d/60-varta.conf",
+            "net.unix.max_dgram_qlen = 512\n",
+        );
+        assert!(run_check().text.contains("installed but not in effect"));
+        write(t.path(), "proc/sys/net/unix/max_dgram_qlen", "512\n");
+        assert_eq!(run_check().level, Level::Ok);
+    }
+
+    #[test]
+    fn shipped_drop_in_sets_the_recommended_value() {
+        let text = include_str!("../../boards/init/sysctl/60-varta.conf");
+        let settings: Vec<_> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            settings,
+            [format!("{QLEN_SYSCTL} = {QLEN_RECOMMENDED}")],
+            "boards/init/sysctl/60-varta.conf and QLEN_RECOMMENDED disagree"
+        );
     }
 
     #[test]

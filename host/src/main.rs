@@ -33,8 +33,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Status { control, json } => status(&control, json),
-        Command::Doctor { socket } => {
-            let findings = varta_host::doctor::run(&Default::default(), &socket, env.euid);
+        Command::Doctor {
+            socket,
+            tracker_capacity,
+        } => {
+            let findings =
+                varta_host::doctor::run(&Default::default(), &socket, env.euid, tracker_capacity);
             let (text, failed) = varta_host::doctor::render(&findings);
             print!("{text}");
             if failed {

@@ -13,8 +13,9 @@ USAGE:
     varta-watch [run] [OPTIONS]       run the observer (the default)
     varta-watch status [--json] [--control-socket PATH]
                                       show the agents of a running observer
-    varta-watch doctor [--socket PATH]
-                                      check sockets, /proc, watchdog and LED devices
+    varta-watch doctor [--config FILE] [--socket PATH] [--tracker-capacity N]
+                                      check sockets, /proc, net.unix.max_dgram_qlen against
+                                      the tracker capacity, watchdog and LED devices
     varta-watch audit verify FILE...  check the hash chain of audit files, oldest first
                                       (e.g. audit.tsv.2 audit.tsv.1 audit.tsv)
 
@@ -95,6 +96,8 @@ pub enum Command {
     Doctor {
         /// Data socket to check.
         socket: PathBuf,
+        /// Tracker capacity the socket queue is judged against.
+        tracker_capacity: usize,
     },
     /// Verify audit files.
     AuditVerify {
@@ -207,11 +210,29 @@ where
             };
             Ok(Command::Status { control, json })
         }
-        Some("doctor") => Ok(Command::Doctor {
-            socket: get("--socket")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| default_socket_path(env)),
-        }),
+        Some("doctor") => {
+            // The observer's socket and tracker capacity: defaults, the config file, then
+            // --socket and --tracker-capacity. Other flags are accepted and not checked.
+            let mut s = Settings::defaults(env);
+            if let Some(path) = config {
+                let f = file::load(&path)?;
+                apply_file(&mut s, &path, f.observer)?;
+            }
+            if let Some(v) = get("--socket") {
+                s.socket = PathBuf::from(v);
+            }
+            if let Some(v) = get("--tracker-capacity") {
+                let f = "--tracker-capacity";
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| flag_err(f, format!("{v:?} is not a valid number")))?;
+                s.tracker_capacity = with(check_capacity(n), f)?;
+            }
+            Ok(Command::Doctor {
+                socket: s.socket,
+                tracker_capacity: s.tracker_capacity,
+            })
+        }
         _ => {
             let mut s = Settings::defaults(env);
             if let Some(path) = config {
@@ -570,6 +591,41 @@ mod tests {
     }
 
     #[test]
+    fn doctor_takes_socket_and_capacity_from_the_config_then_flags() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = t.path().join("varta.toml");
+        std::fs::write(
+            &cfg,
+            "[observer]\nsocket = \"/run/x/v.sock\"\ntracker_capacity = 100\n",
+        )
+        .unwrap();
+        let cfg = cfg.to_str().unwrap();
+        let doctor = |args: &[&str]| match parse(args.iter().copied(), &env()).unwrap() {
+            Command::Doctor {
+                socket,
+                tracker_capacity,
+            } => (socket, tracker_capacity),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            doctor(&["doctor", "--config", cfg]),
+            (PathBuf::from("/run/x/v.sock"), 100)
+        );
+        assert_eq!(
+            doctor(&[
+                "doctor",
+                "--config",
+                cfg,
+                "--socket",
+                "/s",
+                "--tracker-capacity",
+                "20000"
+            ]),
+            (PathBuf::from("/s"), 20000)
+        );
+    }
+
+    #[test]
     fn subcommands() {
         match parse(["status", "--json", "--control-socket", "/c"], &env()).unwrap() {
             Command::Status { control, json } => {
@@ -578,10 +634,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            parse(["doctor"], &env()).unwrap(),
-            Command::Doctor { .. }
-        ));
+        match parse(["doctor"], &env()).unwrap() {
+            Command::Doctor {
+                socket,
+                tracker_capacity,
+            } => {
+                assert_eq!(socket, default_socket_path(&env()));
+                assert_eq!(tracker_capacity, 4096);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(["doctor", "--tracker-capacity", "0"], &env()).is_err());
+        assert!(parse(["doctor", "--tracker-capacity", "many"], &env()).is_err());
         assert!(matches!(parse(["--help"], &env()).unwrap(), Command::Help));
         assert!(parse(["frobnicate"], &env()).is_err());
     }

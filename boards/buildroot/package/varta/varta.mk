@@ -103,6 +103,9 @@ endif
 VARTA_DOCS = $(filter varta-watchd varta-watch,$(VARTA_BINS))
 VARTA_DOC_DIR = /usr/share/varta/doc
 
+# The sysctl drop-in (net.unix.max_dgram_qlen = 512 for the heartbeat socket) goes in with
+# every init system: systemd-sysctl applies it at boot, S50varta and the run script apply
+# it with `sysctl -q -p` before starting varta-watchd.
 define VARTA_INSTALL_TARGET_CMDS
 	for b in $(VARTA_BINS); do \
 		$(INSTALL) -D -m 0755 $(VARTA_BIN_DIR)/$$b $(TARGET_DIR)/usr/bin/$$b || exit 1; \
@@ -112,6 +115,8 @@ define VARTA_INSTALL_TARGET_CMDS
 	done
 	$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/varta.toml $(TARGET_DIR)/etc/varta/varta.toml
 	$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/default/varta $(TARGET_DIR)/etc/default/varta
+	$(INSTALL) -D -m 0644 $(VARTA_INIT_DIR)/sysctl/60-varta.conf \
+		$(TARGET_DIR)/usr/lib/sysctl.d/60-varta.conf
 	$(VARTA_SET_BOARD)
 	$(VARTA_INSTALL_UDEV_RULES)
 endef

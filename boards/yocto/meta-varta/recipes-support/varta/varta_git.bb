@@ -36,6 +36,7 @@ SRC_URI = " \
     file://varta.toml \
     file://udev/60-varta.rules \
     file://tmpfiles/varta.conf \
+    file://sysctl/60-varta.conf \
     file://doc/varta-watch.txt \
     file://doc/varta-watchd.txt \
 "
@@ -124,6 +125,11 @@ do_install() {
     install -d ${D}${INIT_D_DIR}
     install -m 0755 ${UNPACKDIR}/sysv/varta ${D}${INIT_D_DIR}/varta
 
+    # net.unix.max_dgram_qlen = 512 for the heartbeat socket: applied by systemd-sysctl
+    # before either unit starts, and by the init script before it starts varta-watchd.
+    install -d ${D}${nonarch_libdir}/sysctl.d
+    install -m 0644 ${UNPACKDIR}/sysctl/60-varta.conf ${D}${nonarch_libdir}/sysctl.d/60-varta.conf
+
     # Optional udev rules giving the `varta` group the watchdog, GPIO chips and LEDs.
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${UNPACKDIR}/udev/60-varta.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-varta.rules
@@ -168,6 +174,7 @@ FILES:${PN}-conf = " \
     ${sysconfdir}/varta \
     ${sysconfdir}/default/varta \
     ${nonarch_libdir}/tmpfiles.d/varta.conf \
+    ${nonarch_libdir}/sysctl.d/60-varta.conf \
 "
 FILES:${PN}-udev = "${nonarch_base_libdir}/udev/rules.d/60-varta.rules"
 
