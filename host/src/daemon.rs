@@ -330,7 +330,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             "listening on {} (threshold {}, capacity {})",
             self.unix.path().display(),
             self.cfg.threshold,
-            N
+            self.observer.tracker().limit()
         );
         let mut events = Vec::with_capacity(64);
         loop {

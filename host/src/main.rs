@@ -7,11 +7,11 @@ use varta_host::config::cli::{self, Command, HELP};
 use varta_host::config::{Env, Settings};
 use varta_host::daemon::{Daemon, RunConfig};
 
-// Trackers live in statics (zero-initialised .bss), so even 65 536 agents (~4 MB) never
-// pass through the stack. The requested capacity is rounded up to the next size here.
-static T1K: Mutex<Tracker<1024>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
+// Trackers live in statics (zero-initialised .bss: only the pages agents use become
+// resident), so even 65 536 agents (~3.7 MB) never pass through the stack. Two storage
+// sizes, each a copy of the observer's code; the requested capacity is the tracker's
+// limit, exactly.
 static T4K: Mutex<Tracker<4096>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
-static T16K: Mutex<Tracker<16384>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
 static T64K: Mutex<Tracker<65536>> = Mutex::new(Tracker::new(TrackerConfig::ZERO));
 
 fn main() -> ExitCode {
@@ -94,23 +94,14 @@ fn run(s: Settings) -> ExitCode {
     }
     let cap = s.tracker_capacity;
     let cfg = RunConfig::from_settings(s);
-    let result = match cap {
-        0..=1024 => serve(Daemon::new(
-            cfg,
-            T1K.lock().unwrap_or_else(|p| p.into_inner()),
-        )),
-        1025..=4096 => serve(Daemon::new(
-            cfg,
-            T4K.lock().unwrap_or_else(|p| p.into_inner()),
-        )),
-        4097..=16384 => serve(Daemon::new(
-            cfg,
-            T16K.lock().unwrap_or_else(|p| p.into_inner()),
-        )),
-        _ => serve(Daemon::new(
-            cfg,
-            T64K.lock().unwrap_or_else(|p| p.into_inner()),
-        )),
+    let result = if cap <= 4096 {
+        let mut t = T4K.lock().unwrap_or_else(|p| p.into_inner());
+        t.set_limit(cap);
+        serve(Daemon::new(cfg, t))
+    } else {
+        let mut t = T64K.lock().unwrap_or_else(|p| p.into_inner());
+        t.set_limit(cap);
+        serve(Daemon::new(cfg, t))
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -119,7 +119,7 @@ impl StatusBoard {
             rejected,
             loop_stats: stats.clone(),
             pidfds: pids.len(),
-            capacity: N,
+            capacity: obs.tracker().limit(),
             uptime_s: now.saturating_since(started).as_secs(),
             recovery: RecoveryStats::default(),
             hardware: None,

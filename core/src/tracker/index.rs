@@ -119,14 +119,21 @@ impl<const N: usize> PidIndex<N> {
         }
     }
 
-    /// Hash with `seed` from now on, re-placing what the table holds.
-    pub fn reseed(&mut self, seed: u64, pid_of: impl Fn(usize) -> u32) {
-        let old = core::mem::replace(&mut self.entries, [[0; 2]; N]);
+    /// Hash with `seed` from now on. The table is emptied and `occupants` (every pid it
+    /// held, with its slot) placed again; done in place, as a copy of a 65 536-agent table
+    /// would be half a megabyte of stack.
+    pub fn reseed(&mut self, seed: u64, occupants: impl Iterator<Item = (u32, usize)>) {
+        // An empty table is all zero already: leave its pages untouched (a tracker in .bss
+        // keeps them off the resident set until agents arrive).
+        if self.len > 0 {
+            for pair in self.entries.iter_mut() {
+                *pair = [0; 2];
+            }
+        }
         self.seed = seed;
         self.len = 0;
-        for v in old.iter().flatten().copied().filter(|&v| v != 0) {
-            let slot = (v & SLOT_MASK) as usize - 1;
-            self.insert(pid_of(slot), slot);
+        for (pid, slot) in occupants {
+            self.insert(pid, slot);
         }
     }
 }
@@ -151,7 +158,7 @@ mod tests {
         const N: usize = 64;
         for seed in [0u64, 1, 0xDEAD_BEEF, u64::MAX] {
             let mut t = PidIndex::<N>::new();
-            t.reseed(seed, |_| 0);
+            t.reseed(seed, core::iter::empty());
             let mut pids = [0u32; N];
             let mut model: HashMap<u32, usize> = HashMap::new();
             let mut free: Vec<usize> = (0..N).rev().collect();
@@ -180,7 +187,8 @@ mod tests {
                 }
                 assert_eq!(t.len(), model.len());
                 if step % 5000 == 4999 {
-                    t.reseed(x, |s| pids[s]);
+                    let held = pids.iter().enumerate().filter(|(_, &p)| p != 0);
+                    t.reseed(x, held.map(|(s, &p)| (p, s)));
                 }
             }
             for (&pid, &slot) in &model {
@@ -194,7 +202,7 @@ mod tests {
     fn full_table_probes_stay_short() {
         const N: usize = 4096;
         let mut t = PidIndex::<N>::new();
-        t.reseed(0x1234_5678, |_| 0);
+        t.reseed(0x1234_5678, core::iter::empty());
         let pids: Vec<u32> = (0..N as u32).map(|i| 1000 + i).collect();
         for (slot, &pid) in pids.iter().enumerate() {
             t.insert(pid, slot);

@@ -142,6 +142,8 @@ pub struct Tracker<const N: usize> {
     lists: [List; MAX_CLASSES + 1],
     thresholds: heapless::Vec<Duration, MAX_CLASSES>,
     evictable: u32,
+    /// [`Tracker::limit`], 0 for N.
+    limit: u32,
     global: GlobalLimiter,
     cfg: TrackerConfig,
     stats: TrackerStats,
@@ -167,6 +169,7 @@ impl<const N: usize> Tracker<N> {
             lists: [List::EMPTY; MAX_CLASSES + 1],
             thresholds: heapless::Vec::new(),
             evictable: 0,
+            limit: 0,
             global: GlobalLimiter::new(cfg.global_rate),
             cfg,
             stats: TrackerStats {
@@ -194,9 +197,26 @@ impl<const N: usize> Tracker<N> {
         self.global = GlobalLimiter::new(cfg.global_rate);
     }
 
-    /// Capacity.
+    /// Storage: the most agents this tracker type can hold.
     pub const fn capacity() -> usize {
         N
+    }
+
+    /// Track at most `limit` agents (clamped to 1..=N; [`Tracker::capacity`] until set), so
+    /// a frontend can honour any requested capacity with a few storage sizes. Meant for
+    /// start-up; lowering it below the agents tracked evicts nobody, a new agent then only
+    /// gets in by evicting one, as when full.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.clamp(1, N) as u32;
+    }
+
+    /// The most agents tracked at once.
+    pub fn limit(&self) -> usize {
+        if self.limit == 0 {
+            N
+        } else {
+            self.limit as usize
+        }
     }
 
     /// Agents tracked (in any state).
@@ -212,8 +232,9 @@ impl<const N: usize> Tracker<N> {
     /// Key the pid hash with `seed` (a frontend draws it at start-up, so nobody sending
     /// frames can pick pids that collide). Re-places tracked agents: O(agents).
     pub fn set_hash_seed(&mut self, seed: u64) {
-        let slots = &self.slots;
-        self.index.reseed(seed, |s| slots[s].pid);
+        // A free slot holds pid 0, which no frame carries.
+        let held = self.slots.iter().enumerate().filter(|(_, s)| s.pid != 0);
+        self.index.reseed(seed, held.map(|(i, s)| (s.pid, i)));
     }
 
     fn find(&self, pid: u32) -> Option<u32> {
@@ -540,7 +561,7 @@ impl<const N: usize> Tracker<N> {
         change: Change,
     ) -> Outcome {
         let mut evicted = None;
-        if self.index.len() == N {
+        if self.index.len() >= self.limit() {
             if self.evictable == 0 {
                 return self.reject(Reject::Capacity);
             }

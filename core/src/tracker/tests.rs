@@ -166,6 +166,32 @@ fn capacity_evicts_longest_silent_never_healthy() {
 }
 
 #[test]
+fn a_limit_below_the_storage_is_the_capacity() {
+    let mut t = Tracker::<16>::new(cfg());
+    assert_eq!(t.limit(), 16);
+    t.set_limit(3);
+    assert_eq!(t.limit(), 3);
+    for (k, pid) in [10u32, 11, 12].iter().enumerate() {
+        accepted(t.record(&f(*pid, 1), &unix(*pid), ms(k as u64)));
+    }
+    assert_eq!(
+        t.record(&f(99, 1), &unix(99), ms(5)),
+        Outcome::Rejected(Reject::Capacity)
+    );
+    accepted(t.record(&f(11, 2), &unix(11), ms(50)));
+    accepted(t.record(&f(12, 2), &unix(12), ms(50)));
+    assert_eq!(t.expire(ms(101)).unwrap().pid, 10);
+    let a = accepted(t.record(&f(99, 1), &unix(99), ms(102)));
+    assert_eq!(a.evicted, Some((10, EvictReason::Stalled)));
+    assert_eq!(t.len(), 3);
+    // Clamped to the storage either way.
+    t.set_limit(0);
+    assert_eq!(t.limit(), 1);
+    t.set_limit(1 << 20);
+    assert_eq!(t.limit(), 16);
+}
+
+#[test]
 fn pid_reuse_is_a_new_agent() {
     let mut t = Tracker::<8>::new(cfg());
     let o1 = Origin {

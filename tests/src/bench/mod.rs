@@ -132,7 +132,7 @@ fn context(ctx: &Ctx) -> Vec<String> {
         ),
         format!(
             "published run with --max-beat-rate 0 --global-beat-rate 0 --tracker-capacity ≤ 4096; \
-             ours with --flood-limit 0 (kernel flood filter off) and the capacity rounded up; \
+             ours with --flood-limit 0 (kernel flood filter off) and the same capacity; \
              repetitions: {}{}",
             ctx.reps,
             if ctx.quick {

@@ -98,7 +98,7 @@ impl Subject {
         ]);
         match self.kind {
             Kind::Ours => {
-                // Capacity is rounded up to a built-in size; the kernel flood filter is off
+                // The capacity asked for (exact); the kernel flood filter is off
                 // so a blocking sender's frames all reach the observer (speed, not policy).
                 args.extend([
                     "--tracker-capacity".into(),
