@@ -94,7 +94,7 @@ impl RunConfig {
                 uids: s.allow_uids,
                 gids: s.allow_gids,
             },
-            pidfd_limit: s.pidfd_limit,
+            pidfd_limit: s.pidfd_limit.unwrap_or(s.tracker_capacity),
             flood: FloodPolicy {
                 limit: s.flood_limit,
                 ..FloodPolicy::DEFAULT
@@ -284,7 +284,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             audit,
             next_sd_watchdog: notifier.watchdog_interval().map(|_| now),
             shutdown_at: cfg.shutdown_after.map(|d| now + d),
-            pidwatch: PidWatch::new(cfg.pidfd_limit),
+            pidwatch: PidWatch::new(crate::pidwatch::reserve_fds(cfg.pidfd_limit)),
             cfg,
             clock,
             epoll: ep,

@@ -7,6 +7,48 @@ use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+/// Descriptors kept free for everything but pidfds (sockets, the export and audit files,
+/// recovery pipes, HTTP and control connections).
+const OTHER_FDS: u64 = 256;
+
+/// Raise the soft open-files limit (RLIMIT_NOFILE) so `pidfds` pidfds fit beside the
+/// observer's other descriptors, up to the hard limit; returns how many pidfds fit then.
+/// Service managers start daemons with a soft limit of 1 024 (systemd's default, for the
+/// sake of programs using select(2); this one uses epoll), which would leave agents beyond
+/// the first thousand watched for exit only by the stall threshold.
+pub fn reserve_fds(pidfds: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let soft = lim.current.unwrap_or(u64::MAX);
+    let hard = lim.maximum.unwrap_or(u64::MAX);
+    let (target, fit) = fd_budget(pidfds as u64, soft, hard);
+    if target > soft {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: lim.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            log::warn!("raising the open-files limit from {soft} to {target}: {e}");
+            let (_, fit) = fd_budget(pidfds as u64, soft, soft);
+            return fit as usize;
+        }
+    }
+    if fit < pidfds as u64 {
+        log::warn!(
+            "the open-files limit (hard {hard}) leaves room for {fit} of {pidfds} pidfds: exits \
+             of agents beyond that are seen at the stall threshold (raise LimitNOFILE)"
+        );
+    }
+    fit as usize
+}
+
+/// The soft limit to ask for, and the pidfds that fit under it.
+fn fd_budget(pidfds: u64, soft: u64, hard: u64) -> (u64, u64) {
+    let want = pidfds.saturating_add(OTHER_FDS);
+    let target = want.min(hard).max(soft);
+    (target, pidfds.min(target.saturating_sub(OTHER_FDS)))
+}
+
 /// Result of asking to watch a pid.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Watch {
@@ -91,6 +133,18 @@ impl PidWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_budget_raises_to_what_is_needed_within_the_hard_limit() {
+        // systemd's 1024/524288: raised to fit all.
+        assert_eq!(fd_budget(4096, 1024, 524_288), (4096 + 256, 4096));
+        // Never lowered.
+        assert_eq!(fd_budget(100, 1_048_576, 1_048_576), (1_048_576, 100));
+        // A low hard limit caps the pidfds.
+        assert_eq!(fd_budget(4096, 1024, 2048), (2048, 2048 - 256));
+        // No room at all.
+        assert_eq!(fd_budget(4096, 100, 100), (100, 0));
+    }
 
     #[test]
     fn exit_makes_pidfd_readable() {

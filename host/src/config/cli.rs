@@ -42,7 +42,8 @@ OPTIONS (run):
     --metrics-interval-ms MS   textfile rewrite interval [default: 15000]
     --agent-rate N[/BURST]     per-agent frames per second, 0 = unlimited [default: 0]
     --global-rate N            all agents' frames per second, 0 = unlimited [default: 0]
-    --pidfd-limit N            most processes watched for exit with a pidfd [default: 4096]
+    --pidfd-limit N            most processes watched for exit with a pidfd
+                               [default: the tracker capacity]
     --flood-limit N            datagrams one pid may send within 100 ms before the kernel drops
                                its ordinary frames for 200 ms (Critical and terminal frames
                                always pass), 0 = off [default: 200]
@@ -357,7 +358,7 @@ fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result
                 s.agent_rate = (rate as u32, burst as u32);
             }
             "--global-rate" => s.global_rate = n(&v)? as u32,
-            "--pidfd-limit" => s.pidfd_limit = n(&v)? as usize,
+            "--pidfd-limit" => s.pidfd_limit = Some(n(&v)? as usize),
             "--flood-limit" => {
                 s.flood_limit = with(u32::try_from(n(&v)?).map_err(|e| e.to_string()), f)?
             }

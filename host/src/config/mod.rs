@@ -112,8 +112,8 @@ pub struct Settings {
     pub agent_rate: (u32, u32),
     /// Global rate limit (frames/s, 0 = off).
     pub global_rate: u32,
-    /// Most pidfds held for exit detection.
-    pub pidfd_limit: usize,
+    /// Most pidfds held for exit detection (None: the tracker capacity).
+    pub pidfd_limit: Option<usize>,
     /// Datagrams from one pid within the flood window before the kernel filter blocks it
     /// (0: no flood filter).
     pub flood_limit: u32,
@@ -157,7 +157,7 @@ impl Settings {
             log_level: log::LevelFilter::Info,
             agent_rate: (0, 0),
             global_rate: 0,
-            pidfd_limit: 4096,
+            pidfd_limit: None,
             flood_limit: 200,
             shutdown_after: None,
             config_file: None,
@@ -300,7 +300,7 @@ pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Resul
         s.global_rate = v;
     }
     if let Some(v) = o.pidfd_limit {
-        s.pidfd_limit = v;
+        s.pidfd_limit = Some(v);
     }
     if let Some(v) = o.flood_limit {
         s.flood_limit = v;

@@ -35,7 +35,21 @@ impl Stat {
             n,
         })
     }
+}
 
+/// The `q` quantile of `samples` by nearest rank (`q` in 0..=1; the largest sample for
+/// `q` = 1 or fewer than 1 / (1 − q) samples); None when empty.
+pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil().max(1.0) as usize;
+    Some(v[rank - 1])
+}
+
+impl Stat {
     /// `median (min–max)`, or the bare value for one sample or a constant.
     pub fn show(&self) -> String {
         if self.n == 1 || self.min == self.max {
@@ -88,6 +102,20 @@ fn group_thousands(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantile_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.99), Some(99.0));
+        assert_eq!(quantile(&v, 0.5), Some(50.0));
+        assert_eq!(
+            quantile(&v[..40], 0.99),
+            Some(40.0),
+            "few samples: the largest"
+        );
+        assert_eq!(quantile(&[3.0, f64::NAN, 1.0], 0.0), Some(1.0));
+        assert_eq!(quantile(&[], 0.99), None);
+    }
 
     #[test]
     fn median_min_max() {
