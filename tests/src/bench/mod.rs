@@ -268,7 +268,16 @@ pub fn main() {
             .as_ref()
             .and_then(|_| svg_path.file_name())
             .map(|n| n.to_string_lossy().into_owned());
-        std::fs::write(md, ctx.report.markdown(name.as_deref())).expect("write report");
+        // Hand-written analysis below the marker in an existing file is kept.
+        let kept = std::fs::read_to_string(md)
+            .ok()
+            .and_then(|old| report::kept_notes(&old).map(str::to_owned));
+        let mut text = ctx.report.markdown(name.as_deref());
+        if let Some(k) = kept {
+            text.push('\n');
+            text.push_str(&k);
+        }
+        std::fs::write(md, text).expect("write report");
         println!(
             "wrote {}{}",
             md.display(),

@@ -101,6 +101,15 @@ fn section_number(section: &str) -> u64 {
     digits.parse().unwrap_or(u64::MAX)
 }
 
+/// Where a report's hand-written part starts: `--write` regenerates everything above this
+/// line and keeps what follows it.
+pub const NOTES_MARKER: &str = "<!-- notes: kept by varta-bench --write -->";
+
+/// The hand-written part of an earlier report (from the marker on), if it has one.
+pub fn kept_notes(old: &str) -> Option<&str> {
+    old.find(NOTES_MARKER).map(|at| &old[at..])
+}
+
 impl Report {
     /// The rows by section: each section once, sorted by its leading number (sections with
     /// the same number, or none, in the order they first appeared), rows within a section
@@ -326,6 +335,16 @@ fn print_row(r: &Row) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_below_the_marker_are_kept() {
+        let old = format!("# old tables\n| a |\n{NOTES_MARKER}\n## Targets\ntext\n");
+        assert_eq!(
+            kept_notes(&old),
+            Some(format!("{NOTES_MARKER}\n## Targets\ntext\n").as_str())
+        );
+        assert_eq!(kept_notes("# no notes\n"), None);
+    }
 
     fn row(better: Better, o: f64, t: f64) -> Row {
         Row {

@@ -239,10 +239,13 @@ fn one(
             .filter(|r| r.pid == pid && r.kind == "beat")
             .map(|r| r.ns)
             .max();
+        // The stall that followed the last beat (an earlier one, under load, was a false
+        // stall the agent recovered from).
         let stall = rows
             .iter()
             .filter(|r| r.pid == pid && r.kind == "stall")
             .map(|r| r.ns)
+            .filter(|&ns| last.is_some_and(|b| ns > b))
             .min();
         if let (Some(b), Some(st)) = (last, stall) {
             o.lateness

@@ -117,10 +117,13 @@ fn one(
             .filter(|r| r.pid == a.pid && r.kind == "beat")
             .map(|r| r.ns)
             .max();
+        // The stall that followed the last beat (an earlier one, under load, was a false
+        // stall the agent recovered from).
         let stall = rows
             .iter()
             .filter(|r| r.pid == a.pid && r.kind == "stall")
             .map(|r| r.ns)
+            .filter(|&ns| last_beat.is_some_and(|b| ns > b))
             .min();
         let (Some(b), Some(st)) = (last_beat, stall) else {
             eprintln!(
