@@ -611,7 +611,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         let view = AgentView {
             pid,
             name: &m.name,
-            rule: m.rule.and_then(|i| self.observer.rules().get(i)),
+            rule: m.rule().and_then(|i| self.observer.rules().get(i)),
             start_time: m.start_time,
             trusted: m.transport == crate::observer::Transport::Unix,
         };
@@ -661,7 +661,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             self.observer.meta(pid).map(|m| AgentInfo {
                 pid,
                 name: &m.name,
-                rule: m.rule.and_then(|i| self.observer.rules().get(i)),
+                rule: m.rule().and_then(|i| self.observer.rules().get(i)),
             })
         });
         self.supervisor.on_event(e, info, now);

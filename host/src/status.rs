@@ -92,7 +92,7 @@ impl StatusBoard {
                 let meta = obs.meta(a.pid);
                 AgentRow {
                     pid: a.pid,
-                    name: meta.map(|m| m.name.clone()).unwrap_or_default(),
+                    name: meta.map(|m| m.name.to_string()).unwrap_or_default(),
                     status: a.status.as_str(),
                     state: state_str(a.state),
                     beats: a.beats as u64,

@@ -107,7 +107,7 @@ impl Outputs {
         if matches!(e, Event::Beat { .. }) {
             return;
         }
-        let name = meta.map(|m| m.name.as_str()).unwrap_or("?");
+        let name = meta.map(|m| &*m.name).unwrap_or("?");
         match *e {
             Event::Registered { pid, .. } => log::info!("agent {name} ({pid}) registered"),
             Event::Stall { pid, last_beat, .. } => {
