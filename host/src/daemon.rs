@@ -639,11 +639,6 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                     }
                 }
             }
-            if let Some(pid) = r.event.pid() {
-                if matches!(r.event, Event::RecoverySpawned { attempt, .. } if attempt > 0) {
-                    self.observer.note_recovery(pid);
-                }
-            }
             self.tell_supervisor(&r.event, now);
             let meta = r.event.pid().and_then(|p| self.observer.meta(p));
             self.outputs.event(&r.event, meta, now);

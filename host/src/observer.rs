@@ -11,7 +11,7 @@ use std::sync::MutexGuard;
 use varta_core::event::{Event, Reject};
 use varta_core::time::{Duration, Instant};
 use varta_core::tracker::{Accepted, Change, Origin, Outcome, Tracker};
-use varta_core::wire::{DecodeError, Frame, FRAME_LEN};
+use varta_core::wire::{DecodeError, Frame};
 
 /// How an agent reaches us.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -42,8 +42,6 @@ pub struct AgentMeta {
     pub start_time: Option<u64>,
     /// Kernel-attested uid (Unix transport).
     pub uid: Option<u32>,
-    /// Recovery actions run for this agent.
-    pub recoveries: u32,
     /// Index of the matching rule (see [`AgentMeta::rule`]).
     rule: Option<u16>,
     /// Transport.
@@ -160,13 +158,6 @@ impl<const N: usize> Observer<N> {
         self.meta.iter()
     }
 
-    /// Count a recovery run for `pid`.
-    pub fn note_recovery(&mut self, pid: u32) {
-        if let Some(m) = self.meta.get_mut(&pid) {
-            m.recoveries = m.recoveries.saturating_add(1);
-        }
-    }
-
     fn reject(&mut self, pid: Option<u32>, reason: Reject) -> &[Event] {
         *self.counters.rejected.entry(reason.reason()).or_insert(0) += 1;
         self.out.clear();
@@ -192,10 +183,7 @@ impl<const N: usize> Observer<N> {
                 Reject::Decode(DecodeError::BadLength(d.wire_len)),
             );
         }
-        let frame = match <&[u8; FRAME_LEN]>::try_from(&bytes[..d.len])
-            .map_err(|_| DecodeError::BadLength(d.len))
-            .and_then(|b| Frame::decode_with(b, crate::checksum::crc32c))
-        {
+        let frame = match Frame::decode_slice_with(&bytes[..d.len], crate::checksum::crc32c) {
             Ok(f) => f,
             Err(e) => return self.reject(kernel_pid, Reject::Decode(e)),
         };
@@ -254,7 +242,6 @@ impl<const N: usize> Observer<N> {
                     start_time: None,
                     uid,
                     transport,
-                    recoveries: 0,
                 },
             );
             self.resolve(a.pid, now);

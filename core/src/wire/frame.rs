@@ -164,8 +164,17 @@ impl Frame {
 
     /// Decode a datagram of any length: anything but 32 bytes is [`DecodeError::BadLength`].
     pub fn decode_slice(buf: &[u8]) -> Result<Frame, DecodeError> {
+        Frame::decode_slice_with(buf, crc32c)
+    }
+
+    /// [`Frame::decode_slice`] with another CRC-32C engine (see [`Frame::decode_with`]).
+    #[inline]
+    pub fn decode_slice_with(
+        buf: &[u8],
+        crc: impl FnOnce(&[u8]) -> u32,
+    ) -> Result<Frame, DecodeError> {
         match <&[u8; FRAME_LEN]>::try_from(buf) {
-            Ok(arr) => Frame::decode(arr),
+            Ok(arr) => Frame::decode_with(arr, crc),
             Err(_) => Err(DecodeError::BadLength(buf.len())),
         }
     }

@@ -156,13 +156,19 @@ mod tests {
     use crate::listener::unix::{BindOptions, UnixListener};
     use std::os::unix::net::UnixDatagram;
 
-    #[test]
-    fn receives_with_credentials_and_detects_truncation() {
+    /// A bound listener and a sender connected to it (the directory keeps the socket).
+    fn pair() -> (tempfile::TempDir, UnixListener, UnixDatagram) {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("v.sock");
+        let p = dir.path().join("b.sock");
         let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
         let tx = UnixDatagram::unbound().unwrap();
         tx.connect(&p).unwrap();
+        (dir, l, tx)
+    }
+
+    #[test]
+    fn receives_with_credentials_and_detects_truncation() {
+        let (_dir, l, tx) = pair();
         tx.send(&[7u8; 32]).unwrap();
         tx.send(&[1u8; 100]).unwrap();
         tx.send(&[]).unwrap();
@@ -186,11 +192,7 @@ mod tests {
 
     #[test]
     fn reads_many_with_credentials_and_reports_truncation() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("b.sock");
-        let l = UnixListener::bind(&p, &BindOptions::default()).unwrap();
-        let tx = UnixDatagram::unbound().unwrap();
-        tx.connect(&p).unwrap();
+        let (_dir, l, tx) = pair();
         let mut b = Batch::new();
         assert_eq!(b.recv(l.fd()).unwrap(), 0, "empty queue");
         tx.send(&[7u8; 32]).unwrap();

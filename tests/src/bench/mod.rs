@@ -358,11 +358,15 @@ fn probe(args: &[String]) -> i32 {
         eprintln!("usage: varta-bench probe FILE PID");
         return 2;
     };
-    let line = format!("{pid} {now}\n");
+    append_line(Path::new(file), &format!("{pid} {now}\n"))
+}
+
+/// Append `line` to `path` (created if missing) in one write; exit status 0, else 1.
+fn append_line(path: &Path, line: &str) -> i32 {
     match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(file)
+        .open(path)
     {
         Ok(mut f) => f.write_all(line.as_bytes()).map(|_| 0).unwrap_or(1),
         Err(_) => 1,
@@ -423,15 +427,7 @@ fn agent(args: Vec<String>) -> i32 {
         let wake = next.min(until);
         std::thread::sleep(Duration::from_nanos(wake.saturating_sub(load::mono_ns())));
     }
-    let line = format!("{pid} {sent} {refused}\n");
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(report)
-    {
-        Ok(mut f) => f.write_all(line.as_bytes()).map(|_| 0).unwrap_or(1),
-        Err(_) => 1,
-    }
+    append_line(&report, &format!("{pid} {sent} {refused}\n"))
 }
 
 #[cfg(test)]

@@ -234,20 +234,7 @@ fn one(
         }
     }
     for &pid in &stopper_pids {
-        let last = rows
-            .iter()
-            .filter(|r| r.pid == pid && r.kind == "beat")
-            .map(|r| r.ns)
-            .max();
-        // The stall that followed the last beat (an earlier one, under load, was a false
-        // stall the agent recovered from).
-        let stall = rows
-            .iter()
-            .filter(|r| r.pid == pid && r.kind == "stall")
-            .map(|r| r.ns)
-            .filter(|&ns| last.is_some_and(|b| ns > b))
-            .min();
-        if let (Some(b), Some(st)) = (last, stall) {
+        if let Some((b, st)) = super::last_beat_and_stall(&rows, pid) {
             o.lateness
                 .push(st.saturating_sub(b) as f64 / 1e6 - THRESHOLD_MS as f64);
         }

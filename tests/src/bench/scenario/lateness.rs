@@ -112,20 +112,7 @@ fn one(
     let mut late = Vec::new();
     let mut to_child = Vec::new();
     for a in agents.iter().take(stoppers) {
-        let last_beat = rows
-            .iter()
-            .filter(|r| r.pid == a.pid && r.kind == "beat")
-            .map(|r| r.ns)
-            .max();
-        // The stall that followed the last beat (an earlier one, under load, was a false
-        // stall the agent recovered from).
-        let stall = rows
-            .iter()
-            .filter(|r| r.pid == a.pid && r.kind == "stall")
-            .map(|r| r.ns)
-            .filter(|&ns| last_beat.is_some_and(|b| ns > b))
-            .min();
-        let (Some(b), Some(st)) = (last_beat, stall) else {
+        let Some((b, st)) = super::last_beat_and_stall(&rows, a.pid) else {
             eprintln!(
                 "  lateness: {} reported no stall for agent {}",
                 s.name(),

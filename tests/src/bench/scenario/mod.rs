@@ -104,3 +104,19 @@ impl Ctx {
 pub fn clamps(s: &Subject, agents: usize) -> bool {
     s.kind == Kind::Published && agents > 4096
 }
+
+/// An agent's last beat and the stall that followed it (ns, from an observer's export). An
+/// earlier stall, under load, was a false one the agent recovered from.
+pub fn last_beat_and_stall(rows: &[crate::Row], pid: u32) -> Option<(u64, u64)> {
+    let last = rows
+        .iter()
+        .filter(|r| r.pid == pid && r.kind == "beat")
+        .map(|r| r.ns)
+        .max()?;
+    let stall = rows
+        .iter()
+        .filter(|r| r.pid == pid && r.kind == "stall" && r.ns > last)
+        .map(|r| r.ns)
+        .min()?;
+    Some((last, stall))
+}
