@@ -27,6 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use varta_core::event::Event;
+use varta_core::policy::pacing::{PacingConfig, ReadMode, ReadPacer};
 use varta_core::policy::rate::RateLimit;
 use varta_core::policy::recovery::Trigger;
 use varta_core::time::{ClockSource, Duration, Instant};
@@ -59,6 +60,9 @@ pub struct RunConfig {
     pub pidfd_limit: usize,
     /// Kernel flood filter (limit 0: off).
     pub flood: FloodPolicy,
+    /// Longest wait of a datagram in the queue under load (zero: read on every datagram);
+    /// see [`varta_core::policy::pacing`].
+    pub coalesce: Duration,
     /// Stop after this long (tests, benchmarks).
     pub shutdown_after: Option<Duration>,
     /// Outputs.
@@ -79,6 +83,7 @@ impl RunConfig {
             bind: BindOptions {
                 mode: s.socket_mode,
                 group: s.socket_group,
+                timestamps: s.coalesce > Duration::ZERO,
                 ..BindOptions::default()
             },
             socket: s.socket,
@@ -99,6 +104,7 @@ impl RunConfig {
                 limit: s.flood_limit,
                 ..FloodPolicy::DEFAULT
             },
+            coalesce: s.coalesce,
             shutdown_after: s.shutdown_after,
             outputs: crate::export::OutputConfig {
                 export_file: s.export_file,
@@ -126,6 +132,10 @@ pub struct LoopStats {
     pub busy_total: Duration,
     /// Datagrams handled per wake-up, max.
     pub max_batch: u64,
+    /// Reads of the data socket on the pacing timer rather than on readability.
+    pub paced_reads: u64,
+    /// Times pacing stopped because a read found the kernel queue half full.
+    pub pacing_backoffs: u64,
 }
 
 const TOK_UNIX: u64 = 1;
@@ -176,6 +186,11 @@ pub struct Daemon<const N: usize, S: Supervisor = ()> {
     flood: Option<FloodGuard>,
     /// The receive batch; `None` only while [`Daemon::drain_unix`] hands its frames out.
     batch: Option<Batch>,
+    /// When the data socket is read: on readability, or on a timer under load.
+    pacer: ReadPacer,
+    /// When the last read of the data socket started: no datagram it left queued can
+    /// have arrived before it (the floor for receive timestamps).
+    last_read: Instant,
     /// Something other than a plain beat happened since the last [`Daemon::on_due`]: an
     /// event was routed, or an fd other than a datagram socket was served.
     dirty: bool,
@@ -274,7 +289,19 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                 }
             },
         };
+        let pacer = ReadPacer::new(PacingConfig {
+            max_delay: cfg.coalesce,
+            queue_len: unix.queue_len().unwrap_or(0),
+        });
+        if cfg.coalesce > Duration::ZERO && !pacer.enabled() {
+            log::info!(
+                "kernel socket queue {}: too short to pace reads under load, every datagram wakes the observer (raise net.unix.max_dgram_qlen)",
+                unix.queue_len().map_or("unknown".to_string(), |q| q.to_string())
+            );
+        }
         Ok(Daemon {
+            pacer,
+            last_read: now,
             batch: Some(Batch::new()),
             dirty: true,
             flood,
@@ -317,6 +344,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             self.shutdown_at,
             self.supervisor.next_due(),
             self.flood.as_ref().and_then(|f| f.next_due()),
+            self.pacer.next_read(),
         ]
         .into_iter()
         .flatten()
@@ -442,6 +470,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         let Some(mut batch) = self.batch.take() else {
             return;
         };
+        let floor = std::mem::replace(&mut self.last_read, woke);
         let mut n = 0u64;
         while n < BATCH as u64 {
             let got = match batch.recv(self.unix.fd()) {
@@ -458,8 +487,20 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             } else {
                 self.clock.now_instant()
             };
+            // Receive timestamps are wall-clock times: both clocks are read together once
+            // per batch to place them on the observer's clock.
+            let mut clocks = None;
             for i in 0..got {
                 let (bytes, d) = batch.get(i);
+                let at = match d.stamp_ns {
+                    Some(stamp) => {
+                        let clock = self.clock;
+                        let (m, w) = *clocks
+                            .get_or_insert_with(|| (clock.now_instant(), crate::clock::wall_ns()));
+                        crate::clock::arrival(m, w, stamp, floor)
+                    }
+                    None => now,
+                };
                 if let (Some(f), Some(Sender::Unix { pid, .. })) = (&mut self.flood, d.sender) {
                     if f.note(pid, now) {
                         log::warn!(
@@ -469,7 +510,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                         self.refilter();
                     }
                 }
-                self.on_datagram(bytes, &d, now);
+                self.on_datagram(bytes, &d, at);
             }
             n += got as u64;
             if got < BATCH_LEN {
@@ -478,6 +519,33 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         }
         self.batch = Some(batch);
         self.stats.max_batch = self.stats.max_batch.max(n);
+        if let Some(mode) = self.pacer.on_read(woke, n as usize) {
+            log::debug!(
+                "read mode {mode:?} after a read of {n} at {woke:?}, delay {}",
+                self.pacer.delay()
+            );
+            self.set_read_mode(mode);
+        }
+        self.stats.pacing_backoffs = self.pacer.backoffs();
+    }
+
+    /// Put the data socket in or out of the wait set. Should that fail, reading goes on
+    /// whenever the socket is readable (the socket is put back, or was never taken out).
+    fn set_read_mode(&mut self, mode: ReadMode) {
+        self.dirty = true;
+        let flags = match mode {
+            ReadMode::OnReadable => epoll::EventFlags::IN,
+            ReadMode::Paced => epoll::EventFlags::empty(),
+        };
+        let data = epoll::EventData::new_u64(TOK_UNIX);
+        if let Err(e) = epoll::modify(&self.epoll, self.unix.fd(), data, flags) {
+            log::warn!("epoll_ctl on the data socket: {e}; reading on every datagram");
+            let _ = epoll::modify(&self.epoll, self.unix.fd(), data, epoll::EventFlags::IN);
+            self.pacer = ReadPacer::new(PacingConfig {
+                max_delay: Duration::ZERO,
+                queue_len: 0,
+            });
+        }
     }
 
     fn drain_udp(&mut self) {
@@ -527,6 +595,16 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     }
 
     fn on_due(&mut self, now: Instant) {
+        // Paced, the socket holds what arrived since the last read: read it when the read is
+        // due, and before anyone is judged stalled (its beats carry the kernel's receive
+        // times, so a beat queued before a deadline counts).
+        if let Some(at) = self.pacer.next_read() {
+            let due = now >= at;
+            if due || self.observer.next_deadline().is_some_and(|d| now >= d) {
+                self.stats.paced_reads += u64::from(due);
+                self.drain_unix(now);
+            }
+        }
         if self.flood.as_mut().is_some_and(|f| f.expire(now)) {
             self.refilter();
         }

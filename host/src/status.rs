@@ -176,6 +176,8 @@ impl StatusBoard {
                 "rejected": rejected,
                 "pidfds": self.pidfds,
                 "loop_iterations": self.loop_stats.iterations,
+                "paced_reads": self.loop_stats.paced_reads,
+                "pacing_backoffs": self.loop_stats.pacing_backoffs,
             },
             "recovery": {
                 "spawned": self.recovery.counters.spawned,

@@ -75,11 +75,43 @@ impl Observer {
 
     /// [`Observer::start`] with extra environment variables.
     pub fn start_with_env(bin: &Path, extra: &[&str], env: &[(&str, &str)]) -> Observer {
+        Self::start_via(&[], bin, extra, env)
+    }
+
+    /// [`Observer::start`] in a network namespace of its own whose Unix datagram sockets
+    /// queue `qlen` datagrams (`net.unix.max_dgram_qlen` is per namespace, and a pathname
+    /// socket is reachable from every namespace). Needs root and util-linux `unshare`;
+    /// `None` without them.
+    pub fn start_with_qlen(bin: &Path, qlen: u32, extra: &[&str]) -> Option<Observer> {
+        let usable = rustix::process::geteuid().is_root()
+            && Command::new("unshare")
+                .args(["--net", "true"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !usable {
+            return None;
+        }
+        let script =
+            format!("echo {qlen} > /proc/sys/net/unix/max_dgram_qlen && exec \"$0\" \"$@\"");
+        let prefix = ["unshare", "--net", "--", "sh", "-c", script.as_str()];
+        Some(Self::start_via(&prefix, bin, extra, &[]))
+    }
+
+    /// Start `bin` as the last word of `prefix` (a wrapper command), or directly.
+    fn start_via(prefix: &[&str], bin: &Path, extra: &[&str], env: &[(&str, &str)]) -> Observer {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("varta.sock");
         let control = dir.path().join("varta.ctl");
         let export = dir.path().join("events.tsv");
-        let child = Command::new(bin)
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .arg("--socket")
             .arg(&socket)
             .arg("--control-socket")

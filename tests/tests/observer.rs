@@ -540,3 +540,77 @@ fn wait_until<V>(mut f: impl FnMut() -> Option<V>) -> V {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn paced_reads_keep_the_kernel_receive_times_and_judge_stalls_on_them() {
+    // Pacing needs a kernel queue of 16 or more; the test gets one in a network namespace
+    // of its own (root only), so the machine's setting is left alone.
+    let Some(obs) = Observer::start_with_qlen(
+        watch(),
+        512,
+        &[
+            "--threshold-ms",
+            "300",
+            "--coalesce-ms",
+            "20",
+            "--flood-limit",
+            "0",
+        ],
+    ) else {
+        eprintln!("skipped: needs root and unshare(1) for a network namespace");
+        return;
+    };
+    // One agent (this process) beating 4 000 times a second: far more than one datagram
+    // per 20 ms, so the observer reads on its timer, 64 datagrams (an eighth of the queue)
+    // at a time, 16 ms apart.
+    let s = obs.raw_sender();
+    let pid = std::process::id();
+    let beats = 4000u64;
+    let mut sent = Vec::with_capacity(beats as usize);
+    for nonce in 1..=beats {
+        sent.push(varta_tests::bench::load::mono_ns());
+        s.send(&varta_tests::bench::load::frame(pid, nonce, Status::Ok))
+            .expect("the queue never fills");
+        std::thread::sleep(Duration::from_micros(250));
+    }
+    let last = *sent.last().unwrap();
+    let stall = obs
+        .wait_row(T, |r| r.kind == "stall" && r.pid == pid)
+        .expect("stall after the last beat");
+    let st = obs.status_json();
+    let rows = obs.rows();
+    let mut delays: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.kind == "beat" && r.pid == pid)
+        .filter_map(|r| {
+            let n: usize = r.nonce.parse().ok()?;
+            Some(r.ns as i64 - sent[n - 1] as i64)
+        })
+        .collect();
+    assert_eq!(delays.len() as u64, beats, "every beat is exported");
+    let paced = st["observer"]["paced_reads"].as_u64().expect("paced_reads");
+    assert!(paced > 10, "the observer read on its timer ({paced} reads)");
+    // Stamped with the time read, beats would be ~8 ms late on average (half of the 16 ms
+    // between reads); with the kernel's receive times they are on time.
+    delays.sort_unstable();
+    assert!(
+        delays[0] > -1_000_000,
+        "a beat placed {} ns before it was sent",
+        -delays[0]
+    );
+    let median = Duration::from_nanos(delays[delays.len() / 2].max(0) as u64);
+    assert!(
+        median < Duration::from_millis(2),
+        "beat times are the read times, not the arrival times (median {median:?})"
+    );
+    let late = Duration::from_nanos(stall.ns.saturating_sub(last));
+    assert!(
+        late >= Duration::from_millis(299) && late < Duration::from_millis(400),
+        "stall {late:?} after the last beat was sent (threshold 300 ms)"
+    );
+    eprintln!(
+        "paced: {paced} timed reads, beat delay min {} ns, median {median:?}, max {} ns, stall after {late:?}",
+        delays[0],
+        delays[delays.len() - 1]
+    );
+}

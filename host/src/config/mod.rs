@@ -117,6 +117,9 @@ pub struct Settings {
     /// Datagrams from one pid within the flood window before the kernel filter blocks it
     /// (0: no flood filter).
     pub flood_limit: u32,
+    /// Under load, the longest a datagram waits in the socket queue before a timed read
+    /// takes it (0: the socket is read whenever it is readable).
+    pub coalesce: Duration,
     /// Stop after this long.
     pub shutdown_after: Option<Duration>,
     /// Config file (re-read on SIGHUP).
@@ -128,6 +131,11 @@ pub struct Settings {
     /// Audit log (None: off).
     pub audit: Option<crate::audit::AuditSettings>,
 }
+
+/// Default for `--coalesce-ms`.
+pub const DEFAULT_COALESCE_MS: u64 = 4;
+/// Largest `--coalesce-ms` accepted: it is also the extra latency of a Critical frame.
+pub const MAX_COALESCE_MS: u64 = 100;
 
 /// Default audit log rotation size.
 pub const DEFAULT_AUDIT_MAX_BYTES: u64 = crate::audit::DEFAULT_MAX_BYTES;
@@ -159,6 +167,7 @@ impl Settings {
             global_rate: 0,
             pidfd_limit: None,
             flood_limit: 200,
+            coalesce: Duration::from_millis(DEFAULT_COALESCE_MS),
             shutdown_after: None,
             config_file: None,
             rules: Vec::new(),
@@ -304,6 +313,15 @@ pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Resul
     }
     if let Some(v) = o.flood_limit {
         s.flood_limit = v;
+    }
+    if let Some(v) = o.coalesce_ms {
+        if v > MAX_COALESCE_MS {
+            return Err(e(
+                "coalesce_ms",
+                format!("must be at most {MAX_COALESCE_MS}"),
+            ));
+        }
+        s.coalesce = Duration::from_millis(v);
     }
     Ok(())
 }

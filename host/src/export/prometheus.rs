@@ -221,6 +221,20 @@ pub fn render(b: &StatusBoard) -> String {
     let _ = writeln!(s, "varta_loop_wakeups_total {}", l.iterations);
     head(
         &mut s,
+        "varta_loop_paced_reads_total",
+        "counter",
+        "Reads of the data socket on the pacing timer (under load) instead of on readability.",
+    );
+    let _ = writeln!(s, "varta_loop_paced_reads_total {}", l.paced_reads);
+    head(
+        &mut s,
+        "varta_loop_pacing_backoffs_total",
+        "counter",
+        "Times read pacing stopped for a while because the kernel queue was found half full.",
+    );
+    let _ = writeln!(s, "varta_loop_pacing_backoffs_total {}", l.pacing_backoffs);
+    head(
+        &mut s,
         "varta_loop_busy_seconds",
         "histogram",
         "Time spent handling one wake-up.",

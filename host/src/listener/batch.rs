@@ -15,8 +15,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// Datagrams read per call at most.
 pub const BATCH_LEN: usize = 32;
 
-/// Room for one SCM_CREDENTIALS message (CMSG_SPACE(12) is 32 on 64-bit Linux), 8-aligned.
-const CMSG_WORDS: usize = 8;
+/// Room for an SCM_TIMESTAMPNS message (the kernel puts it first; CMSG_SPACE(16) is 32 on
+/// 64-bit Linux) and an SCM_CREDENTIALS one (CMSG_SPACE(12), 32), with a spare third: a
+/// control buffer too short truncates the credentials, so it is never cut to the bone.
+const CMSG_WORDS: usize = 12;
 
 struct Slots {
     bufs: [[u8; RECV_BUF]; BATCH_LEN],
@@ -118,36 +120,54 @@ impl Batch {
             } else {
                 bytes
             },
-            sender: credentials(&h.msg_hdr),
+            sender: None,
+            stamp_ns: None,
         };
-        (&self.s.bufs[i], d)
+        (&self.s.bufs[i], ancillary(&h.msg_hdr, d))
     }
 }
 
-fn credentials(h: &libc::msghdr) -> Option<Sender> {
+/// Fill in the sender's credentials and the kernel's receive time from the control
+/// messages of `h`.
+fn ancillary(h: &libc::msghdr, mut d: Datagram) -> Datagram {
+    // cmsg_len is a usize on 64-bit glibc, a u32 elsewhere (musl, 32-bit).
+    #[allow(clippy::unnecessary_cast)]
+    let fits = |c: *const libc::cmsghdr, size: usize| {
+        // SAFETY: only called with a non-null header CMSG_FIRSTHDR/CMSG_NXTHDR returned.
+        unsafe { (*c).cmsg_len as usize >= libc::CMSG_LEN(size as u32) as usize }
+    };
     // SAFETY: `h` was filled by recvmmsg: msg_control points at our buffer and
     // msg_controllen says how much of it the kernel wrote, which is all CMSG_FIRSTHDR and
-    // CMSG_NXTHDR look at. CMSG_DATA of an SCM_CREDENTIALS message holds a struct ucred,
-    // read unaligned.
+    // CMSG_NXTHDR look at. CMSG_DATA of an SCM_CREDENTIALS message holds a struct ucred, of
+    // SCM_TIMESTAMPNS a struct timespec (as the C library defines it, which is the layout
+    // the kernel uses for this option value); both are read unaligned, after checking the
+    // message is long enough.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET
-                && (*c).cmsg_type == libc::SCM_CREDENTIALS
-                && (*c).cmsg_len as usize
-                    >= libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as usize
-            {
-                let u: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return Some(Sender::Unix {
-                    pid: u.pid as u32,
-                    uid: u.uid,
-                    gid: u.gid,
-                });
+            if (*c).cmsg_level == libc::SOL_SOCKET {
+                let ty = (*c).cmsg_type;
+                if ty == libc::SCM_CREDENTIALS && fits(c, std::mem::size_of::<libc::ucred>()) {
+                    let u: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    d.sender = Some(Sender::Unix {
+                        pid: u.pid as u32,
+                        uid: u.uid,
+                        gid: u.gid,
+                    });
+                } else if ty == libc::SCM_TIMESTAMPNS
+                    && fits(c, std::mem::size_of::<libc::timespec>())
+                {
+                    let t: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    d.stamp_ns = u64::try_from(t.tv_sec)
+                        .ok()
+                        .and_then(|s| s.checked_mul(1_000_000_000))
+                        .and_then(|ns| ns.checked_add(t.tv_nsec as u64));
+                }
             }
             c = libc::CMSG_NXTHDR(h, c);
         }
     }
-    None
+    d
 }
 
 #[cfg(test)]
@@ -188,6 +208,41 @@ mod tests {
         let (_, d) = b.get(2);
         assert_eq!((d.len, d.wire_len), (0, 0));
         assert_eq!(b.recv(l.fd()).unwrap(), 0);
+    }
+
+    #[test]
+    fn stamps_with_the_receive_time_and_keeps_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.sock");
+        let opts = BindOptions {
+            timestamps: true,
+            ..BindOptions::default()
+        };
+        let l = UnixListener::bind(&p, &opts).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        tx.connect(&p).unwrap();
+        let real = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+        };
+        let before = real();
+        tx.send(&[3u8; 32]).unwrap();
+        let after = real();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut b = Batch::new();
+        assert_eq!(b.recv(l.fd()).unwrap(), 1);
+        let (_, d) = b.get(0);
+        let stamp = d.stamp_ns.expect("a receive timestamp");
+        assert!(
+            (before..=after).contains(&stamp),
+            "{before} <= {stamp} <= {after}: the time it was queued, not read"
+        );
+        assert!(matches!(d.sender, Some(Sender::Unix { pid, .. }) if pid == std::process::id()));
+        // Without the option there is no stamp.
+        let (_dir, l, tx) = pair();
+        tx.send(&[3u8; 32]).unwrap();
+        assert_eq!(b.recv(l.fd()).unwrap(), 1);
+        assert_eq!(b.get(0).1.stamp_ns, None);
     }
 
     #[test]

@@ -34,4 +34,7 @@ pub struct Datagram {
     pub wire_len: usize,
     /// Who sent it.
     pub sender: Option<Sender>,
+    /// When the kernel queued it, in CLOCK_REALTIME nanoseconds (SO_TIMESTAMPNS; None when
+    /// the socket does not stamp, or for UDP).
+    pub stamp_ns: Option<u64>,
 }

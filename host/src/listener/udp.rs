@@ -46,6 +46,7 @@ impl UdpListener {
                     len: wire_len.min(RECV_BUF),
                     wire_len,
                     sender,
+                    stamp_ns: None,
                 }))
             }
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(None),

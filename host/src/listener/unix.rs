@@ -23,6 +23,9 @@ pub struct BindOptions {
     pub group: Option<u32>,
     /// Requested kernel receive buffer in bytes (the kernel may clamp it).
     pub recv_buffer: usize,
+    /// Have the kernel stamp each datagram with its receive time (SO_TIMESTAMPNS), so a
+    /// datagram read late still carries the time it arrived.
+    pub timestamps: bool,
 }
 
 impl Default for BindOptions {
@@ -31,6 +34,7 @@ impl Default for BindOptions {
             mode: 0o600,
             group: None,
             recv_buffer: 4 << 20,
+            timestamps: false,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct UnixListener {
     path: PathBuf,
     identity: (u64, u64),
     recv_buffer: usize,
+    queue_len: Option<u32>,
 }
 
 fn io_err<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(Errno) -> BindError + 'a {
@@ -91,6 +96,10 @@ impl UnixListener {
             }
         }
         clear_stale(path, SocketType::DGRAM)?;
+        // The kernel gives a socket the queue length current when it is made.
+        let queue_len = std::fs::read_to_string(crate::doctor::QLEN_PROC)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         let fd = socket_with(
             AddressFamily::UNIX,
             SocketType::DGRAM,
@@ -113,6 +122,7 @@ impl UnixListener {
             path: path.to_path_buf(),
             identity: (meta.dev(), meta.ino()),
             recv_buffer: 0,
+            queue_len,
         };
         rustix::fs::chmod(path, Mode::from_raw_mode(opts.mode)).map_err(io_err("chmod", path))?;
         if let Some(g) = opts.group {
@@ -120,6 +130,9 @@ impl UnixListener {
                 .map_err(io_err("chown to group", path))?;
         }
         sockopt::set_socket_passcred(&me.fd, true).map_err(io_err("SO_PASSCRED", path))?;
+        if opts.timestamps {
+            set_timestamps(&me.fd).map_err(io_err("SO_TIMESTAMPNS", path))?;
+        }
         let mut me = me;
         me.recv_buffer = set_recv_buffer(&me.fd, opts.recv_buffer);
         Ok(me)
@@ -133,6 +146,12 @@ impl UnixListener {
     /// The receive buffer the kernel granted (bytes, as getsockopt reports it).
     pub fn recv_buffer(&self) -> usize {
         self.recv_buffer
+    }
+
+    /// How many datagrams the kernel queues on this socket (`net.unix.max_dgram_qlen` when
+    /// it was made; None: unreadable).
+    pub fn queue_len(&self) -> Option<u32> {
+        self.queue_len
     }
 
     /// The fd to register for readability.
@@ -158,6 +177,26 @@ fn set_recv_buffer(fd: &OwnedFd, want: usize) -> usize {
         let _ = sockopt::set_socket_recv_buffer_size(fd, want);
     }
     sockopt::socket_recv_buffer_size(fd).unwrap_or(0)
+}
+
+fn set_timestamps(fd: &OwnedFd) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a pointer to an int of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL))
+    }
 }
 
 /// Remove a stale socket at `path`; refuse a live one or a non-socket. `kind` is the type
