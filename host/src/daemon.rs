@@ -83,7 +83,6 @@ impl RunConfig {
             bind: BindOptions {
                 mode: s.socket_mode,
                 group: s.socket_group,
-                timestamps: s.coalesce > Duration::ZERO,
                 ..BindOptions::default()
             },
             socket: s.socket,
@@ -529,17 +528,30 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         self.stats.pacing_backoffs = self.pacer.backoffs();
     }
 
-    /// Put the data socket in or out of the wait set. Should that fail, reading goes on
-    /// whenever the socket is readable (the socket is put back, or was never taken out).
+    /// Paced: receive timestamps on (a datagram is read up to the delay after it came),
+    /// the data socket out of the wait set. Reading on readability: the other way round
+    /// (the wake-up time is the arrival time, give or take the wake-up latency, and a
+    /// stamp costs the kernel a clock reading per datagram and the loop a control message).
+    /// Should either step fail, pacing is turned off and every datagram wakes the loop.
     fn set_read_mode(&mut self, mode: ReadMode) {
         self.dirty = true;
-        let flags = match mode {
-            ReadMode::OnReadable => epoll::EventFlags::IN,
-            ReadMode::Paced => epoll::EventFlags::empty(),
+        let paced = mode == ReadMode::Paced;
+        let flags = if paced {
+            epoll::EventFlags::empty()
+        } else {
+            epoll::EventFlags::IN
         };
         let data = epoll::EventData::new_u64(TOK_UNIX);
-        if let Err(e) = epoll::modify(&self.epoll, self.unix.fd(), data, flags) {
-            log::warn!("epoll_ctl on the data socket: {e}; reading on every datagram");
+        let done = self
+            .unix
+            .set_timestamps(paced)
+            .map_err(|e| format!("SO_TIMESTAMPNS: {e}"))
+            .and_then(|()| {
+                epoll::modify(&self.epoll, self.unix.fd(), data, flags)
+                    .map_err(|e| format!("epoll_ctl: {e}"))
+            });
+        if let Err(e) = done {
+            log::warn!("pacing reads of the data socket: {e}; reading on every datagram");
             let _ = epoll::modify(&self.epoll, self.unix.fd(), data, epoll::EventFlags::IN);
             self.pacer = ReadPacer::new(PacingConfig {
                 max_delay: Duration::ZERO,

@@ -23,9 +23,6 @@ pub struct BindOptions {
     pub group: Option<u32>,
     /// Requested kernel receive buffer in bytes (the kernel may clamp it).
     pub recv_buffer: usize,
-    /// Have the kernel stamp each datagram with its receive time (SO_TIMESTAMPNS), so a
-    /// datagram read late still carries the time it arrived.
-    pub timestamps: bool,
 }
 
 impl Default for BindOptions {
@@ -34,7 +31,6 @@ impl Default for BindOptions {
             mode: 0o600,
             group: None,
             recv_buffer: 4 << 20,
-            timestamps: false,
         }
     }
 }
@@ -130,9 +126,6 @@ impl UnixListener {
                 .map_err(io_err("chown to group", path))?;
         }
         sockopt::set_socket_passcred(&me.fd, true).map_err(io_err("SO_PASSCRED", path))?;
-        if opts.timestamps {
-            set_timestamps(&me.fd).map_err(io_err("SO_TIMESTAMPNS", path))?;
-        }
         let mut me = me;
         me.recv_buffer = set_recv_buffer(&me.fd, opts.recv_buffer);
         Ok(me)
@@ -152,6 +145,28 @@ impl UnixListener {
     /// it was made; None: unreadable).
     pub fn queue_len(&self) -> Option<u32> {
         self.queue_len
+    }
+
+    /// Have the kernel stamp each datagram queued from now on with the time it was queued
+    /// (SO_TIMESTAMPNS), so that a datagram read late still says when it arrived; or stop.
+    pub fn set_timestamps(&self, on: bool) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let v = libc::c_int::from(on);
+        // SAFETY: a valid socket fd and a pointer to an int of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// The fd to register for readability.
@@ -177,26 +192,6 @@ fn set_recv_buffer(fd: &OwnedFd, want: usize) -> usize {
         let _ = sockopt::set_socket_recv_buffer_size(fd, want);
     }
     sockopt::socket_recv_buffer_size(fd).unwrap_or(0)
-}
-
-fn set_timestamps(fd: &OwnedFd) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket fd and a pointer to an int of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL))
-    }
 }
 
 /// Remove a stale socket at `path`; refuse a live one or a non-socket. `kind` is the type

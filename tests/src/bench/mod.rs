@@ -374,13 +374,16 @@ fn append_line(path: &Path, line: &str) -> i32 {
 }
 
 /// `varta-bench agent --socket S --interval-ms MS --until-ns T [--silent-at-ns T]
-/// --report FILE`: beat non-blocking at a random phase until T (CLOCK_MONOTONIC), stop
-/// beating at the silent time, then append `pid sent refused` to FILE.
+/// [--window-from-ns T] --report FILE`: beat non-blocking at a random phase until T
+/// (CLOCK_MONOTONIC), stop beating at the silent time, then append `pid sent refused
+/// window_sent window_refused` to FILE (the last two count only sends from the window
+/// start on: the steady state, without the fleet's spawn storm).
 fn agent(args: Vec<String>) -> i32 {
     let mut socket = None;
     let mut interval = Duration::from_millis(500);
     let mut until = 0u64;
     let mut silent = u64::MAX;
+    let mut window_from = 0u64;
     let mut report = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -390,6 +393,7 @@ fn agent(args: Vec<String>) -> i32 {
             "--interval-ms" => interval = Duration::from_millis(v.parse().unwrap_or(500)),
             "--until-ns" => until = v.parse().unwrap_or(0),
             "--silent-at-ns" => silent = v.parse().unwrap_or(u64::MAX),
+            "--window-from-ns" => window_from = v.parse().unwrap_or(0),
             "--report" => report = Some(PathBuf::from(v)),
             _ => return 2,
         }
@@ -410,6 +414,7 @@ fn agent(args: Vec<String>) -> i32 {
     );
     std::thread::sleep(phase);
     let (mut sent, mut refused, mut nonce) = (0u64, 0u64, 1u64);
+    let (mut w_sent, mut w_refused) = (0u64, 0u64);
     let mut next = load::mono_ns();
     loop {
         let now = load::mono_ns();
@@ -417,9 +422,14 @@ fn agent(args: Vec<String>) -> i32 {
             break;
         }
         if now < silent {
-            match sock.send(&load::frame(pid, nonce, varta_core::wire::Status::Ok)) {
-                Ok(_) => sent += 1,
-                Err(_) => refused += 1,
+            let ok = sock
+                .send(&load::frame(pid, nonce, varta_core::wire::Status::Ok))
+                .is_ok();
+            sent += u64::from(ok);
+            refused += u64::from(!ok);
+            if now >= window_from {
+                w_sent += u64::from(ok);
+                w_refused += u64::from(!ok);
             }
             nonce += 1;
         }
@@ -427,7 +437,10 @@ fn agent(args: Vec<String>) -> i32 {
         let wake = next.min(until);
         std::thread::sleep(Duration::from_nanos(wake.saturating_sub(load::mono_ns())));
     }
-    append_line(&report, &format!("{pid} {sent} {refused}\n"))
+    append_line(
+        &report,
+        &format!("{pid} {sent} {refused} {w_sent} {w_refused}\n"),
+    )
 }
 
 #[cfg(test)]
