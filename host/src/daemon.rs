@@ -185,8 +185,9 @@ pub struct Daemon<const N: usize, S: Supervisor = ()> {
     flood: Option<FloodGuard>,
     /// The receive batch; `None` only while [`Daemon::drain_unix`] hands its frames out.
     batch: Option<Batch>,
-    /// When the data socket is read: on readability, or on a timer under load.
-    pacer: ReadPacer,
+    /// When the data socket is read: on readability, or on a timer under load (None: on
+    /// readability always, pacing being off or the kernel queue too short for it).
+    pacer: Option<ReadPacer>,
     /// When the last read of the data socket started: no datagram it left queued can
     /// have arrived before it (the floor for receive timestamps).
     last_read: Instant,
@@ -298,6 +299,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                 unix.queue_len().map_or("unknown".to_string(), |q| q.to_string())
             );
         }
+        let pacer = pacer.enabled().then_some(pacer);
         Ok(Daemon {
             pacer,
             last_read: now,
@@ -343,7 +345,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             self.shutdown_at,
             self.supervisor.next_due(),
             self.flood.as_ref().and_then(|f| f.next_due()),
-            self.pacer.next_read(),
+            self.pacer.as_ref().and_then(|p| p.next_read()),
         ]
         .into_iter()
         .flatten()
@@ -383,13 +385,14 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             let woke = self.clock.now_instant();
             self.stats.iterations += 1;
             let mut exit = None;
+            let mut readable = false;
             for ev in events.iter() {
                 let tok = ev.data.u64();
                 if tok != TOK_UNIX && tok != TOK_UDP {
                     self.dirty = true;
                 }
                 match tok {
-                    TOK_UNIX => self.drain_unix(woke),
+                    TOK_UNIX => readable = true,
                     TOK_UDP => self.drain_udp(),
                     TOK_TIMER => self.timer.acknowledge(),
                     TOK_SIGNAL => {
@@ -437,6 +440,10 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             // Handling the events took microseconds: what is due is judged at the wake-up
             // time (a deadline passed meanwhile re-arms the timer as already due).
             let now = woke;
+            // One call site, so the hot path stays inlined in the loop.
+            if readable || self.paced_read_due(now) {
+                self.drain_unix(woke);
+            }
             if self.dirty || self.timer.armed().is_some_and(|at| now >= at) {
                 self.dirty = true;
                 self.on_due(now);
@@ -453,6 +460,18 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
                 return Ok(e);
             }
         }
+    }
+
+    /// Paced, the socket holds what arrived since the last read: it is read when the read
+    /// is due, and before anyone is judged stalled (its beats carry the kernel's receive
+    /// times, so a beat queued before a deadline counts).
+    fn paced_read_due(&mut self, now: Instant) -> bool {
+        let Some(at) = self.pacer.as_ref().and_then(|p| p.next_read()) else {
+            return false;
+        };
+        let due = now >= at;
+        self.stats.paced_reads += u64::from(due);
+        due || self.observer.next_deadline().is_some_and(|d| now >= d)
     }
 
     fn note_busy(&mut self, busy: Duration) {
@@ -518,14 +537,17 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         }
         self.batch = Some(batch);
         self.stats.max_batch = self.stats.max_batch.max(n);
-        if let Some(mode) = self.pacer.on_read(woke, n as usize) {
-            log::debug!(
-                "read mode {mode:?} after a read of {n} at {woke:?}, delay {}",
-                self.pacer.delay()
-            );
-            self.set_read_mode(mode);
+        if let Some(p) = &mut self.pacer {
+            let change = p.on_read(woke, n as usize);
+            self.stats.pacing_backoffs = p.backoffs();
+            if let Some(mode) = change {
+                log::debug!(
+                    "socket read {mode:?} after a read of {n}, delay {}",
+                    p.delay()
+                );
+                self.set_read_mode(mode);
+            }
         }
-        self.stats.pacing_backoffs = self.pacer.backoffs();
     }
 
     /// Paced: receive timestamps on (a datagram is read up to the delay after it came),
@@ -553,10 +575,7 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         if let Err(e) = done {
             log::warn!("pacing reads of the data socket: {e}; reading on every datagram");
             let _ = epoll::modify(&self.epoll, self.unix.fd(), data, epoll::EventFlags::IN);
-            self.pacer = ReadPacer::new(PacingConfig {
-                max_delay: Duration::ZERO,
-                queue_len: 0,
-            });
+            self.pacer = None;
         }
     }
 
@@ -607,16 +626,6 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     }
 
     fn on_due(&mut self, now: Instant) {
-        // Paced, the socket holds what arrived since the last read: read it when the read is
-        // due, and before anyone is judged stalled (its beats carry the kernel's receive
-        // times, so a beat queued before a deadline counts).
-        if let Some(at) = self.pacer.next_read() {
-            let due = now >= at;
-            if due || self.observer.next_deadline().is_some_and(|d| now >= d) {
-                self.stats.paced_reads += u64::from(due);
-                self.drain_unix(now);
-            }
-        }
         if self.flood.as_mut().is_some_and(|f| f.expire(now)) {
             self.refilter();
         }

@@ -605,7 +605,7 @@ fn paced_reads_keep_the_kernel_receive_times_and_judge_stalls_on_them() {
     );
     let late = Duration::from_nanos(stall.ns.saturating_sub(last));
     assert!(
-        late >= Duration::from_millis(299) && late < Duration::from_millis(400),
+        late >= Duration::from_millis(299) && late < Duration::from_millis(800),
         "stall {late:?} after the last beat was sent (threshold 300 ms)"
     );
     eprintln!(

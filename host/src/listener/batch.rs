@@ -128,7 +128,10 @@ impl Batch {
 }
 
 /// Fill in the sender's credentials and the kernel's receive time from the control
-/// messages of `h`.
+/// messages of `h`. The kernel writes the timestamp first and the credentials after it, so
+/// the walk ends at the credentials (a later kernel that changed the order would only cost
+/// paced reads their timestamps: beats would be timed at the read, which the receive-time
+/// test catches).
 fn ancillary(h: &libc::msghdr, mut d: Datagram) -> Datagram {
     // cmsg_len is a usize on 64-bit glibc, a u32 elsewhere (musl, 32-bit).
     #[allow(clippy::unnecessary_cast)]
@@ -154,6 +157,7 @@ fn ancillary(h: &libc::msghdr, mut d: Datagram) -> Datagram {
                         uid: u.uid,
                         gid: u.gid,
                     });
+                    break;
                 } else if ty == libc::SCM_TIMESTAMPNS
                     && fits(c, std::mem::size_of::<libc::timespec>())
                 {
