@@ -209,11 +209,19 @@ pub fn dgram_qlen_finding(qlen: Option<u64>, capacity: usize, dropin_installed: 
             "install {QLEN_DROPIN} (sets {QLEN_RECOMMENDED}), or sysctl -w {QLEN_SYSCTL}={want}"
         )
     };
+    let pacing = if qlen < u64::from(varta_core::policy::pacing::MIN_QUEUE) {
+        format!(
+            " Below {} the observer also never paces its reads under load (--coalesce-ms): it wakes for every datagram.",
+            varta_core::policy::pacing::MIN_QUEUE
+        )
+    } else {
+        String::new()
+    };
     f(
         Level::Warn,
         "sysctl",
         format!(
-            "{QLEN_SYSCTL} = {qlen}, below {want} (tracker capacity {capacity}): the observer's socket queues at most {qlen} datagrams; when more agents beat within one observer wake-up, their sends fail (EAGAIN), the beats are lost and agents can be reported stalled. Recommended: {want} or more, set before the observer starts (the kernel reads it when the socket is created; restart a running observer): {how}"
+            "{QLEN_SYSCTL} = {qlen}, below {want} (tracker capacity {capacity}): the observer's socket queues at most {qlen} datagrams; when more agents beat within one observer wake-up, their sends fail (EAGAIN), the beats are lost and agents can be reported stalled. Recommended: {want} or more, set before the observer starts (the kernel reads it when the socket is created; restart a running observer): {how}.{pacing}"
         ),
     )
 }
@@ -497,9 +505,14 @@ mod tests {
             "restart a running observer",
             "install /usr/lib/sysctl.d/60-varta.conf (sets 512)",
             "sysctl -w net.unix.max_dgram_qlen=512",
+            "Below 16 the observer also never paces its reads under load",
         ] {
             assert!(x.text.contains(want), "{want:?} missing: {}", x.text);
         }
+        // Long enough to pace, too short for the capacity: no word about pacing.
+        let x = dgram_qlen_finding(Some(64), 4096, false);
+        assert_eq!(x.level, Level::Warn);
+        assert!(!x.text.contains("paces"), "{}", x.text);
     }
 
     #[test]
