@@ -385,14 +385,22 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             let woke = self.clock.now_instant();
             self.stats.iterations += 1;
             let mut exit = None;
-            let mut readable = false;
+            // The data socket first: what an agent sent before it exited must be handled
+            // before its exit is (a terminal frame followed by the exit, read in the same
+            // wake-up). Paced, the socket is not in the wait set, so an exit is the cue to
+            // read it early. One call site, so the hot path stays inlined in the loop.
+            let readable = events.iter().any(|e| e.data.u64() == TOK_UNIX);
+            let exits = || events.iter().any(|e| e.data.u64() & TOK_PIDFD != 0);
+            if readable || self.paced_read_due(woke) || (self.paced() && exits()) {
+                self.drain_unix(woke);
+            }
             for ev in events.iter() {
                 let tok = ev.data.u64();
                 if tok != TOK_UNIX && tok != TOK_UDP {
                     self.dirty = true;
                 }
                 match tok {
-                    TOK_UNIX => readable = true,
+                    TOK_UNIX => {}
                     TOK_UDP => self.drain_udp(),
                     TOK_TIMER => self.timer.acknowledge(),
                     TOK_SIGNAL => {
@@ -440,10 +448,6 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
             // Handling the events took microseconds: what is due is judged at the wake-up
             // time (a deadline passed meanwhile re-arms the timer as already due).
             let now = woke;
-            // One call site, so the hot path stays inlined in the loop.
-            if readable || self.paced_read_due(now) {
-                self.drain_unix(woke);
-            }
             if self.dirty || self.timer.armed().is_some_and(|at| now >= at) {
                 self.dirty = true;
                 self.on_due(now);
@@ -465,6 +469,12 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
     /// Paced, the socket holds what arrived since the last read: it is read when the read
     /// is due, and before anyone is judged stalled (its beats carry the kernel's receive
     /// times, so a beat queued before a deadline counts).
+    fn paced(&self) -> bool {
+        self.pacer
+            .as_ref()
+            .is_some_and(|p| p.mode() == ReadMode::Paced)
+    }
+
     fn paced_read_due(&mut self, now: Instant) -> bool {
         let Some(at) = self.pacer.as_ref().and_then(|p| p.next_read()) else {
             return false;

@@ -567,12 +567,26 @@ fn paced_reads_keep_the_kernel_receive_times_and_judge_stalls_on_them() {
     let pid = std::process::id();
     let beats = 4000u64;
     let mut sent = Vec::with_capacity(beats as usize);
+    let mut quitter = None;
     for nonce in 1..=beats {
         sent.push(varta_tests::bench::load::mono_ns());
         s.send(&varta_tests::bench::load::frame(pid, nonce, Status::Ok))
             .expect("the queue never fills");
         std::thread::sleep(Duration::from_micros(250));
+        if nonce == beats / 4 {
+            // Meanwhile, paced: an agent beats a while (registered, its exit watched),
+            // then sends its terminal frame and exits at once. The exit is seen at once
+            // (pidfd), the frame only at a read: the frame must still come first.
+            quitter = Some(Agent::start(
+                agent_bin(),
+                &obs.socket,
+                &["--beats", "5", "--interval-ms", "50", "--after", "terminal"],
+            ));
+        }
     }
+    let quitter = quitter.unwrap();
+    let qpid = quitter.pid();
+    quitter.wait();
     let last = *sent.last().unwrap();
     let stall = obs
         .wait_row(T, |r| r.kind == "stall" && r.pid == pid)
@@ -607,6 +621,17 @@ fn paced_reads_keep_the_kernel_receive_times_and_judge_stalls_on_them() {
     assert!(
         late >= Duration::from_millis(299) && late < Duration::from_millis(800),
         "stall {late:?} after the last beat was sent (threshold 300 ms)"
+    );
+    let of_quitter: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.pid == qpid)
+        .map(|r| r.kind.as_str())
+        .filter(|k| *k != "beat")
+        .collect();
+    assert_eq!(
+        of_quitter,
+        ["register", "terminal", "exited"],
+        "the terminal frame is handled before the exit that followed it"
     );
     eprintln!(
         "paced: {paced} timed reads, beat delay min {} ns, median {median:?}, max {} ns, stall after {late:?}",
