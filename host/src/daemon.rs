@@ -466,15 +466,16 @@ impl<const N: usize, S: Supervisor> Daemon<N, S> {
         }
     }
 
-    /// Paced, the socket holds what arrived since the last read: it is read when the read
-    /// is due, and before anyone is judged stalled (its beats carry the kernel's receive
-    /// times, so a beat queued before a deadline counts).
+    /// True while the data socket is read on the pacing timer.
     fn paced(&self) -> bool {
         self.pacer
             .as_ref()
             .is_some_and(|p| p.mode() == ReadMode::Paced)
     }
 
+    /// Paced, the socket holds what arrived since the last read: it is read when the read
+    /// is due (counted), and before anyone is judged stalled (its beats carry the kernel's
+    /// receive times, so a beat queued before a deadline counts).
     fn paced_read_due(&mut self, now: Instant) -> bool {
         let Some(at) = self.pacer.as_ref().and_then(|p| p.next_read()) else {
             return false;

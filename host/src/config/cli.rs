@@ -367,13 +367,7 @@ fn apply_flags(s: &mut Settings, flags: Vec<(String, Option<String>)>) -> Result
             "--flood-limit" => {
                 s.flood_limit = with(u32::try_from(n(&v)?).map_err(|e| e.to_string()), f)?
             }
-            "--coalesce-ms" => {
-                let ms = n(&v)?;
-                if ms > MAX_COALESCE_MS {
-                    return Err(flag_err(f, format!("must be at most {MAX_COALESCE_MS}")));
-                }
-                s.coalesce = Duration::from_millis(ms);
-            }
+            "--coalesce-ms" => s.coalesce = with(parse_coalesce(n(&v)?), f)?,
             "--log-format" => s.log_format = with(parse_log_format(&v), f)?,
             "--log-level" => s.log_level = with(parse_log_level(&v), f)?,
             "--shutdown-after-secs" => s.shutdown_after = Some(Duration::from_secs(n(&v)?)),

@@ -137,6 +137,14 @@ pub const DEFAULT_COALESCE_MS: u64 = 4;
 /// Largest `--coalesce-ms` accepted: it is also the extra latency of a Critical frame.
 pub const MAX_COALESCE_MS: u64 = 100;
 
+/// `--coalesce-ms` / `coalesce_ms`, checked.
+fn parse_coalesce(ms: u64) -> Result<Duration, String> {
+    if ms > MAX_COALESCE_MS {
+        return Err(format!("must be at most {MAX_COALESCE_MS}"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 /// Default audit log rotation size.
 pub const DEFAULT_AUDIT_MAX_BYTES: u64 = crate::audit::DEFAULT_MAX_BYTES;
 
@@ -315,13 +323,7 @@ pub fn apply_file(s: &mut Settings, path: &Path, o: file::ObserverToml) -> Resul
         s.flood_limit = v;
     }
     if let Some(v) = o.coalesce_ms {
-        if v > MAX_COALESCE_MS {
-            return Err(e(
-                "coalesce_ms",
-                format!("must be at most {MAX_COALESCE_MS}"),
-            ));
-        }
-        s.coalesce = Duration::from_millis(v);
+        s.coalesce = parse_coalesce(v).map_err(|m| e("coalesce_ms", m))?;
     }
     Ok(())
 }

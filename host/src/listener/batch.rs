@@ -222,13 +222,9 @@ mod tests {
         l.set_timestamps(true).unwrap();
         let tx = UnixDatagram::unbound().unwrap();
         tx.connect(&p).unwrap();
-        let real = || {
-            let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-        };
-        let before = real();
+        let before = crate::clock::wall_ns();
         tx.send(&[3u8; 32]).unwrap();
-        let after = real();
+        let after = crate::clock::wall_ns();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let mut b = Batch::new();
         assert_eq!(b.recv(l.fd()).unwrap(), 1);
